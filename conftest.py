@@ -1,0 +1,70 @@
+"""Fixtures shared by every app's tests."""
+
+import os
+
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture(autouse=True)
+def _english_by_default(settings):
+    # Assertions read English text unless a test switches language on purpose.
+    settings.LANGUAGE_CODE = "en"
+
+
+@pytest.fixture
+def hall(db):
+    """A small seated layout with two grades and a standing zone."""
+    from events.tests.factories import LayoutFactory
+
+    return LayoutFactory(
+        spec="""
+section "A구역" floor=1층 x=0 y=0
+rows A-B seats 1-5 grade=R
+row C seats 1-5 grade=S
+standing "스탠딩" floor=1층 x=0 y=-120 w=200 h=80 capacity=4 grade=ST
+"""
+    )
+
+
+@pytest.fixture
+def performance(hall):
+    """An on-sale performance of a published event at `hall`."""
+    from events.tests.factories import EventFactory, PerformanceFactory
+
+    event = EventFactory(venue=hall.venue, grades=[("R", 120000), ("S", 90000), ("ST", 80000)])
+    return PerformanceFactory(event=event, layout=hall)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's Chromium driven by Playwright; never a downloaded browser."""
+    from playwright.sync_api import sync_playwright
+
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium package (make system-deps)")
+    # Playwright's sync API runs an event loop in this thread; Django would then
+    # refuse ORM calls from test code, which here is safe (the loop is idle).
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(locale="en-US", viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    yield page
+    context.close()

@@ -1,0 +1,438 @@
+import datetime as dt
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.db.models import Count, Min, OuterRef, Q, Subquery, Sum
+from django.shortcuts import get_object_or_404, redirect, render
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+from django.utils.translation import ngettext
+
+from reservations.models import InventoryItem, free_condition, held_condition
+from reservations.services import inventory_create, missing_grade_codes
+
+from . import services
+from .layout_builder import LayoutSpecError, parse_layout_spec
+from .models import Event, Performance, PriceGrade, Seat, SeatLayout, Section, Venue
+from .seatmap import render_seat_map
+from .selectors import layout_plan_preview, layout_preview
+
+
+class SeatLayoutInline(admin.TabularInline):
+    model = SeatLayout
+    fields = ["name", "stage_label"]
+    extra = 0
+    show_change_link = True
+
+
+@admin.register(Venue)
+class VenueAdmin(admin.ModelAdmin):
+    list_display = ["name", "address", "layout_count"]
+    search_fields = ["name", "address"]
+    prepopulated_fields = {"slug": ["name"]}
+    inlines = [SeatLayoutInline]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(_layouts=Count("layouts"))
+
+    @admin.display(description=gettext_lazy("halls"), ordering="_layouts")
+    def layout_count(self, obj):
+        return obj._layouts
+
+
+class SectionInline(admin.TabularInline):
+    model = Section
+    fields = ["floor", "name", "kind", "grade_code", "capacity", "x", "y", "width", "height", "position"]
+    extra = 0
+
+
+class LayoutBuilderForm(forms.Form):
+    spec = forms.CharField(
+        label=gettext_lazy("Layout description"),
+        widget=forms.Textarea(attrs={"rows": 18, "cols": 90, "style": "font-family: monospace", "spellcheck": "false"}),
+    )
+
+    def clean_spec(self):
+        spec = self.cleaned_data["spec"]
+        try:
+            self.plan = parse_layout_spec(spec)
+        except LayoutSpecError as exc:
+            raise ValidationError(exc.errors) from exc
+        return spec
+
+
+@admin.register(SeatLayout)
+class SeatLayoutAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "venue", "seat_count", "standing_capacity", "builder_link", "preview_link"]
+    list_filter = ["venue"]
+    search_fields = ["name", "venue__name"]
+    list_select_related = ["venue"]
+    readonly_fields = ["width", "height", "builder_link", "preview_link"]
+    fields = ["venue", "name", "stage_label", "width", "height", "builder_link", "preview_link"]
+    inlines = [SectionInline]
+
+    def get_queryset(self, request):
+        # Subqueries, not joins: counting seats and summing sections over one join
+        # would multiply each by the other.
+        seats = Seat.objects.filter(layout=OuterRef("pk")).values("layout").annotate(n=Count("id")).values("n")
+        standing = (
+            Section.objects.filter(layout=OuterRef("pk"), kind=Section.Kind.STANDING)
+            .values("layout")
+            .annotate(n=Sum("capacity"))
+            .values("n")
+        )
+        return super().get_queryset(request).annotate(_seats=Subquery(seats), _standing=Subquery(standing))
+
+    @admin.display(description=gettext_lazy("seats"), ordering="_seats")
+    def seat_count(self, obj):
+        return obj._seats or 0
+
+    @admin.display(description=gettext_lazy("standing places"), ordering="_standing")
+    def standing_capacity(self, obj):
+        return obj._standing or 0
+
+    @admin.display(description=gettext_lazy("builder"))
+    def builder_link(self, obj):
+        if not obj.pk:
+            return _("Save the layout first.")
+        return format_html(
+            '<a href="{}">{}</a>', reverse("admin:events_seatlayout_build", args=[obj.pk]), _("Generate seats")
+        )
+
+    @admin.display(description=gettext_lazy("preview"))
+    def preview_link(self, obj):
+        if not obj.pk:
+            return "-"
+        return format_html(
+            '<a href="{}">{}</a>', reverse("admin:events_seatlayout_preview", args=[obj.pk]), _("Preview")
+        )
+
+    def get_urls(self):
+        return [
+            path("<int:pk>/build/", self.admin_site.admin_view(self.build_view), name="events_seatlayout_build"),
+            path("<int:pk>/preview/", self.admin_site.admin_view(self.preview_view), name="events_seatlayout_preview"),
+            *super().get_urls(),
+        ]
+
+    def build_view(self, request, pk):
+        """Preview a description, then generate the layout's seats from it."""
+        layout = get_object_or_404(SeatLayout.objects.select_related("venue"), pk=pk)
+        if not self.has_change_permission(request, layout):
+            raise PermissionDenied
+        preview_svg = None
+        plan = None
+        form = LayoutBuilderForm(request.POST or None, initial={"spec": layout.spec})
+        if request.method == "POST" and form.is_valid():
+            plan = form.plan
+            if "generate" in request.POST:
+                try:
+                    services.seat_layout_generate(layout=layout, spec=form.cleaned_data["spec"])
+                except ValidationError as exc:
+                    form.add_error(None, exc)
+                else:
+                    self.message_user(
+                        request,
+                        _("Generated %(seats)d seats and %(standing)d standing places.")
+                        % {"seats": plan.seat_count, "standing": plan.standing_capacity},
+                        messages.SUCCESS,
+                    )
+                    return redirect("admin:events_seatlayout_preview", pk=layout.pk)
+            else:
+                preview_svg = render_seat_map(layout_plan_preview(layout=layout, plan=plan))
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "original": layout,
+            "title": _("Layout builder: %(layout)s") % {"layout": layout},
+            "form": form,
+            "plan": plan,
+            "preview_svg": preview_svg,
+            "in_use": layout.is_in_use(),
+        }
+        return TemplateResponse(request, "admin/events/seatlayout/build.html", context)
+
+    def preview_view(self, request, pk):
+        layout = get_object_or_404(SeatLayout.objects.select_related("venue"), pk=pk)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "original": layout,
+            "title": _("Preview: %(layout)s") % {"layout": layout},
+            "preview_svg": render_seat_map(layout_preview(layout=layout)),
+            "seat_count": layout.seats.count(),
+        }
+        return TemplateResponse(request, "admin/events/seatlayout/preview.html", context)
+
+
+@admin.register(Seat)
+class SeatAdmin(admin.ModelAdmin):
+    list_display = ["label", "layout", "section", "row", "number", "grade_code", "is_accessible"]
+    list_filter = ["layout__venue", "grade_code", "is_accessible"]
+    search_fields = ["label"]
+    list_select_related = ["layout__venue", "section"]
+    list_per_page = 100
+    autocomplete_fields = ["layout"]
+    raw_id_fields = ["section"]
+
+
+class PriceGradeInline(admin.TabularInline):
+    model = PriceGrade
+    fields = ["code", "name", "price", "colour", "position"]
+    extra = 0
+
+
+class PerformanceInline(admin.TabularInline):
+    """Performances listed on the event; they are created on their own page, which
+    also builds their inventory."""
+
+    model = Performance
+    fields = ["starts_at", "layout", "sales_open_at", "sales_close_at", "status"]
+    readonly_fields = fields
+    extra = 0
+    max_num = 0
+    can_delete = False
+    show_change_link = True
+    ordering = ["starts_at"]
+
+
+@admin.register(Event)
+class EventAdmin(admin.ModelAdmin):
+    list_display = ["title", "category", "venue", "status", "performance_count", "first_date"]
+    list_filter = ["status", "category", "venue"]
+    search_fields = ["title", "slug", "venue__name"]
+    prepopulated_fields = {"slug": ["title"]}
+    list_select_related = ["venue"]
+    inlines = [PriceGradeInline, PerformanceInline]
+    fieldsets = [
+        (None, {"fields": ["title", "slug", "category", "venue", "status"]}),
+        (gettext_lazy("Information"), {"fields": ["summary", "description", "poster", "age_rating", "running_time"]}),
+        (gettext_lazy("Sales rules"), {"fields": ["ticket_limit"]}),
+    ]
+    actions = ["publish", "unpublish"]
+
+    def get_queryset(self, request):
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(_performances=Count("performances"), _first=Min("performances__starts_at"))
+        )
+
+    @admin.display(description=gettext_lazy("performances"), ordering="_performances")
+    def performance_count(self, obj):
+        return obj._performances
+
+    @admin.display(description=gettext_lazy("first performance"), ordering="_first")
+    def first_date(self, obj):
+        return obj._first
+
+    @admin.action(description=gettext_lazy("Publish selected events"))
+    def publish(self, request, queryset):
+        count = queryset.update(status=Event.Status.PUBLISHED)
+        self.message_user(request, ngettext("%d event published.", "%d events published.", count) % count)
+
+    @admin.action(description=gettext_lazy("Unpublish selected events (back to draft)"))
+    def unpublish(self, request, queryset):
+        count = queryset.update(status=Event.Status.DRAFT)
+        self.message_user(request, ngettext("%d event unpublished.", "%d events unpublished.", count) % count)
+
+
+class PerformanceAdminForm(forms.ModelForm):
+    class Meta:
+        model = Performance
+        fields = ["event", "layout", "starts_at", "sales_open_at", "sales_close_at", "status"]
+
+    def clean(self):
+        data = super().clean()
+        # Only a new performance builds inventory, so only then must every grade code
+        # of its layout have a price; afterwards the inventory carries the grades.
+        if not self.instance.pk and data.get("event") and data.get("layout") and not self.errors:
+            probe = Performance(event=data["event"], layout=data["layout"])
+            missing = missing_grade_codes(performance=probe)
+            if missing:
+                raise ValidationError(
+                    _("The event has no price grade for these grade codes of the layout: %(codes)s. Add them first.")
+                    % {"codes": ", ".join(missing)}
+                )
+            if not data["layout"].seats.exists() and not data["layout"].sections.exists():
+                self.add_error("layout", _("This layout has no seats yet. Generate them with the layout builder."))
+        return data
+
+
+class DuplicatePerformanceForm(forms.Form):
+    dates = forms.CharField(
+        label=gettext_lazy("New dates"),
+        widget=forms.Textarea(attrs={"rows": 8, "cols": 40}),
+        help_text=gettext_lazy("One per line: 2026-12-24 (same time of day) or 2026-12-24 14:00."),
+    )
+
+    def __init__(self, *args, performance, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.performance = performance
+
+    def clean_dates(self):
+        local_start = timezone.localtime(self.performance.starts_at)
+        starts, errors = [], []
+        for line in self.cleaned_data["dates"].splitlines():
+            text = line.strip()
+            if not text:
+                continue
+            try:
+                if len(text) <= 10:
+                    day = dt.date.fromisoformat(text)
+                    naive = dt.datetime.combine(day, local_start.time().replace(tzinfo=None))
+                else:
+                    naive = dt.datetime.strptime(text, "%Y-%m-%d %H:%M")
+            except ValueError:
+                errors.append(_("“%(text)s” is not a date like 2026-12-24 or 2026-12-24 14:00.") % {"text": text})
+                continue
+            start = timezone.make_aware(naive)
+            if start <= timezone.now():
+                errors.append(_("%(text)s is in the past.") % {"text": text})
+            elif start in starts or start == self.performance.starts_at:
+                errors.append(_("%(text)s is listed twice or is the original date.") % {"text": text})
+            else:
+                starts.append(start)
+        if errors:
+            raise ValidationError(errors)
+        if not starts:
+            raise ValidationError(_("Enter at least one date."))
+        return starts
+
+
+@admin.register(Performance)
+class PerformanceAdmin(admin.ModelAdmin):
+    form = PerformanceAdminForm
+    list_display = ["__str__", "status", "sales_open_at", "sales_close_at", "sold", "held", "free", "blocked"]
+    list_filter = ["status", "event__category", "event", ("starts_at", admin.DateFieldListFilter)]
+    search_fields = ["event__title", "event__venue__name"]
+    date_hierarchy = "starts_at"
+    list_select_related = ["event"]
+    autocomplete_fields = ["event"]
+    actions = ["open_sales", "close_sales", "duplicate"]
+
+    def get_queryset(self, request):
+        now = timezone.now()
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                _sold=Count("inventory", filter=Q(inventory__status=InventoryItem.Status.SOLD)),
+                _held=Count("inventory", filter=held_condition(now, prefix="inventory__")),
+                _free=Count("inventory", filter=free_condition(now, prefix="inventory__")),
+                _blocked=Count("inventory", filter=Q(inventory__status=InventoryItem.Status.BLOCKED)),
+            )
+        )
+
+    def get_readonly_fields(self, request, obj=None):
+        # The inventory was built from this layout; moving to another would orphan it.
+        return ["layout"] if obj and obj.pk else []
+
+    def get_changeform_initial_data(self, request):
+        initial = super().get_changeform_initial_data(request)
+        event_id = initial.get("event")
+        if event_id:
+            layout = SeatLayout.objects.filter(venue__events=event_id).first()
+            if layout:
+                initial.setdefault("layout", layout.pk)
+        return initial
+
+    @admin.display(description=gettext_lazy("sold"), ordering="_sold")
+    def sold(self, obj):
+        return obj._sold
+
+    @admin.display(description=gettext_lazy("held"), ordering="_held")
+    def held(self, obj):
+        return obj._held
+
+    @admin.display(description=gettext_lazy("free"), ordering="_free")
+    def free(self, obj):
+        return obj._free
+
+    @admin.display(description=gettext_lazy("blocked"), ordering="_blocked")
+    def blocked(self, obj):
+        return obj._blocked
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        if not change:
+            count = inventory_create(performance=obj)
+            self.message_user(request, _("Created %(count)d places for sale.") % {"count": count})
+
+    @admin.action(description=gettext_lazy("Open sales for selected performances"))
+    def open_sales(self, request, queryset):
+        count = services.performances_open_sales(performance_ids=list(queryset.values_list("pk", flat=True)))
+        skipped = queryset.count() - count
+        self.message_user(
+            request, ngettext("%d performance is on sale.", "%d performances are on sale.", count) % count
+        )
+        if skipped:
+            self.message_user(
+                request,
+                ngettext(
+                    "%d performance was left alone: it is cancelled or sold out.",
+                    "%d performances were left alone: they are cancelled or sold out.",
+                    skipped,
+                )
+                % skipped,
+                messages.WARNING,
+            )
+
+    @admin.action(description=gettext_lazy("Close sales for selected performances"))
+    def close_sales(self, request, queryset):
+        count = services.performances_close_sales(performance_ids=list(queryset.values_list("pk", flat=True)))
+        self.message_user(request, ngettext("%d performance closed.", "%d performances closed.", count) % count)
+
+    @admin.action(description=gettext_lazy("Duplicate on other dates"))
+    def duplicate(self, request, queryset):
+        if queryset.count() != 1:
+            self.message_user(request, _("Select exactly one performance to duplicate."), messages.ERROR)
+            return None
+        return redirect("admin:events_performance_duplicate", pk=queryset.get().pk)
+
+    def get_urls(self):
+        return [
+            path(
+                "<int:pk>/duplicate/",
+                self.admin_site.admin_view(self.duplicate_view),
+                name="events_performance_duplicate",
+            ),
+            *super().get_urls(),
+        ]
+
+    def duplicate_view(self, request, pk):
+        performance = get_object_or_404(Performance.objects.select_related("event", "layout"), pk=pk)
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        form = DuplicatePerformanceForm(request.POST or None, performance=performance)
+        if request.method == "POST" and form.is_valid():
+            try:
+                with transaction.atomic():
+                    created = [
+                        services.performance_duplicate(performance=performance, starts_at=start)
+                        for start in form.cleaned_data["dates"]
+                    ]
+            except ValidationError as exc:
+                form.add_error(None, exc)
+            else:
+                self.message_user(
+                    request,
+                    ngettext("Created %d performance.", "Created %d performances.", len(created)) % len(created),
+                    messages.SUCCESS,
+                )
+                return redirect(
+                    reverse("admin:events_performance_changelist") + f"?event__id__exact={performance.event_id}"
+                )
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "original": performance,
+            "title": _("Duplicate %(performance)s") % {"performance": performance},
+            "form": form,
+        }
+        return render(request, "admin/events/performance/duplicate.html", context)

@@ -1,0 +1,241 @@
+"""Reads behind the catalogue pages. Each one runs a fixed number of queries,
+however many events, performances or seats there are."""
+
+import datetime as dt
+from collections import defaultdict
+from dataclasses import dataclass
+
+from django.db.models import BooleanField, Count, Exists, ExpressionWrapper, Max, Min, OuterRef, Q, QuerySet
+from django.utils import timezone
+
+from reservations.models import InventoryItem, free_condition
+
+from .layout_builder import LayoutPlan
+from .models import Event, Performance, PriceGrade, Seat, SeatLayout, Section
+
+
+def published_events() -> QuerySet[Event]:
+    """Published events with their first and last upcoming dates and lowest price."""
+    now = timezone.now()
+    upcoming = Q(performances__starts_at__gt=now) & ~Q(performances__status=Performance.Status.CANCELLED)
+    return (
+        Event.objects.filter(status=Event.Status.PUBLISHED)
+        .select_related("venue")
+        .annotate(
+            first_date=Min("performances__starts_at", filter=upcoming),
+            last_date=Max("performances__starts_at", filter=upcoming),
+            # A subquery, not a join: joining grades and performances together would
+            # multiply rows and skew the dates above.
+            min_price=PriceGrade.objects.filter(event=OuterRef("pk")).order_by("price").values("price")[:1],
+            on_sale=Exists(Performance.objects.selling(now).filter(event=OuterRef("pk"))),
+        )
+    )
+
+
+def events_on_sale(*, limit: int = 8) -> list[Event]:
+    return list(published_events().filter(on_sale=True).order_by("first_date")[:limit])
+
+
+def events_upcoming(*, limit: int = 8) -> list[Event]:
+    """Events whose sales have not opened yet: what to look forward to."""
+    now = timezone.now()
+    soon = Performance.objects.visible().filter(event=OuterRef("pk"), sales_open_at__gt=now)
+    return list(published_events().filter(Exists(soon), on_sale=False).order_by("first_date")[:limit])
+
+
+def events_search(
+    *,
+    query: str = "",
+    category: str = "",
+    date_from: dt.date | None = None,
+    date_to: dt.date | None = None,
+) -> QuerySet[Event]:
+    """Published events matching the list page's search box and filters."""
+    events = published_events()
+    if query:
+        events = events.filter(Q(title__icontains=query) | Q(venue__name__icontains=query))
+    if category:
+        events = events.filter(category=category)
+    if date_from or date_to:
+        dated = Performance.objects.visible().filter(event=OuterRef("pk"))
+        if date_from:
+            dated = dated.filter(starts_at__gte=_start_of_day(date_from))
+        if date_to:
+            dated = dated.filter(starts_at__lt=_start_of_day(date_to + dt.timedelta(days=1)))
+        events = events.filter(Exists(dated))
+    else:
+        # Without a date filter the list shows what can still be seen.
+        events = events.filter(first_date__isnull=False)
+    return events.order_by("first_date", "title")
+
+
+def _start_of_day(day: dt.date) -> dt.datetime:
+    return timezone.make_aware(dt.datetime.combine(day, dt.time.min))
+
+
+@dataclass
+class GradeAvailability:
+    grade: PriceGrade
+    free: int
+
+
+def event_performances(*, event: Event) -> list[Performance]:
+    """The event's visible performances, each with `.availability` per grade.
+
+    Two queries: the performances, and one grouped count of free places.
+    """
+    now = timezone.now()
+    performances = list(event.performances.exclude(status=Performance.Status.CANCELLED).order_by("starts_at"))
+    grades = {grade.id: grade for grade in event.grades.all()}
+    counts = (
+        InventoryItem.objects.filter(performance__in=[p.id for p in performances])
+        .values("performance_id", "price_grade_id")
+        .annotate(free=Count("id", filter=free_condition(now)))
+    )
+    free: dict[int, dict[int, int]] = defaultdict(dict)
+    for row in counts:
+        free[row["performance_id"]][row["price_grade_id"]] = row["free"]
+    for performance in performances:
+        performance.event = event
+        performance.availability = [
+            GradeAvailability(grade=grade, free=free[performance.id].get(grade.id, 0))
+            for grade in sorted(grades.values(), key=lambda g: (g.position, -g.price))
+            if grade.id in free[performance.id]
+        ]
+        performance.free_total = sum(a.free for a in performance.availability)
+        performance.state = performance.sales_state(now)
+    return performances
+
+
+@dataclass
+class SeatMapPlace:
+    item_id: int
+    seat_id: int | None
+    section_id: int
+    grade_id: int
+    label: str
+    x: int
+    y: int
+    is_accessible: bool
+    is_free: bool
+
+
+@dataclass
+class SeatMap:
+    layout: SeatLayout
+    grades: list[PriceGrade]
+    sections: list[Section]
+    seats: list[SeatMapPlace]
+    standing_free: dict[int, int]
+    free_by_grade: dict[int, int]
+
+
+def seat_map(*, performance: Performance) -> SeatMap:
+    """Everything the seat map draws, in three queries whatever the hall's size."""
+    now = timezone.now()
+    grades = list(performance.event.grades.all())
+    sections = list(Section.objects.filter(layout_id=performance.layout_id).order_by("position", "id"))
+    rows = (
+        InventoryItem.objects.filter(performance=performance)
+        .annotate(is_free=ExpressionWrapper(free_condition(now), output_field=BooleanField()))
+        .values_list(
+            "id",
+            "seat_id",
+            "section_id",
+            "price_grade_id",
+            "seat__label",
+            "seat__x",
+            "seat__y",
+            "seat__is_accessible",
+            "is_free",
+        )
+        .order_by("id")
+    )
+    seats: list[SeatMapPlace] = []
+    standing_free: dict[int, int] = defaultdict(int)
+    free_by_grade: dict[int, int] = defaultdict(int)
+    for item_id, seat_id, section_id, grade_id, label, x, y, accessible, is_free in rows:
+        if is_free:
+            free_by_grade[grade_id] += 1
+        if seat_id is None:
+            standing_free[section_id] += int(bool(is_free))
+            continue
+        seats.append(SeatMapPlace(item_id, seat_id, section_id, grade_id, label, x, y, accessible, bool(is_free)))
+    return SeatMap(
+        layout=performance.layout,
+        grades=grades,
+        sections=sections,
+        seats=seats,
+        standing_free=dict(standing_free),
+        free_by_grade=dict(free_by_grade),
+    )
+
+
+# Colours for a layout preview, before any event has priced the grade codes.
+PREVIEW_PALETTE = ["#7b2ff7", "#e8453c", "#2f80ed", "#27ae60", "#f2994a", "#9b51e0", "#00a3a3", "#b8860b"]
+
+
+def _preview_map(*, layout: SeatLayout, sections: list[Section], seats: list[tuple]) -> SeatMap:
+    """A map with one colour per grade code and every place free.
+
+    `seats` holds (section_id, grade_code, label, x, y, is_accessible) tuples.
+    """
+    codes = sorted({seat[1] for seat in seats} | {s.grade_code for s in sections if s.is_standing})
+    grades = [
+        PriceGrade(id=-(index + 1), code=code, price=None, colour=PREVIEW_PALETTE[index % len(PREVIEW_PALETTE)])
+        for index, code in enumerate(codes)
+    ]
+    grade_ids = {grade.code: grade.id for grade in grades}
+    places = [
+        SeatMapPlace(0, None, section_id, grade_ids[code], label, x, y, accessible, True)
+        for section_id, code, label, x, y, accessible in seats
+    ]
+    return SeatMap(
+        layout=layout,
+        grades=grades,
+        sections=sections,
+        seats=places,
+        standing_free={s.id: s.capacity for s in sections if s.is_standing},
+        free_by_grade={},
+    )
+
+
+def layout_preview(*, layout: SeatLayout) -> SeatMap:
+    """The saved layout drawn as a customer would see it."""
+    seats = list(
+        Seat.objects.filter(layout=layout)
+        .order_by("id")
+        .values_list("section_id", "grade_code", "label", "x", "y", "is_accessible")
+    )
+    return _preview_map(layout=layout, sections=list(layout.sections.order_by("position", "id")), seats=seats)
+
+
+def layout_plan_preview(*, layout: SeatLayout, plan: LayoutPlan) -> SeatMap:
+    """An unsaved builder plan drawn with the same renderer, before staff commit to it."""
+    draft = SeatLayout(
+        id=layout.id,
+        venue_id=layout.venue_id,
+        name=layout.name,
+        width=plan.width,
+        height=plan.height,
+        stage_label=plan.stage_label,
+    )
+    sections, seats = [], []
+    for index, planned in enumerate(plan.sections):
+        section = Section(
+            id=-(index + 1),
+            floor=planned.floor,
+            name=planned.name,
+            kind=planned.kind,
+            grade_code=planned.grade_code,
+            capacity=planned.capacity,
+            x=planned.x,
+            y=planned.y,
+            width=planned.width,
+            height=planned.height,
+        )
+        sections.append(section)
+        seats.extend(
+            (section.id, seat.grade_code, seat.label, seat.x, seat.y, seat.is_accessible) for seat in planned.seats
+        )
+    return _preview_map(layout=draft, sections=sections, seats=seats)

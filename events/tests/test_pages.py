@@ -1,0 +1,166 @@
+import datetime as dt
+import re
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone
+
+from events.models import Event, Performance
+from events.services import performance_duplicate
+from events.tests.factories import EventFactory, LayoutFactory, PerformanceFactory, UserFactory
+from reservations.models import InventoryItem
+
+pytestmark = pytest.mark.django_db
+
+
+def titles(response):
+    return re.findall(r"<h3>(.*?)</h3>", response.content.decode())
+
+
+def count_queries(client, url):
+    with CaptureQueriesContext(connection) as ctx:
+        response = client.get(url)
+    assert response.status_code == 200
+    return len(ctx.captured_queries)
+
+
+def test_home_lists_on_sale_and_opening_soon_events(client, performance):
+    later = EventFactory(title="Opening Later")
+    PerformanceFactory(
+        event=later,
+        status=Performance.Status.SCHEDULED,
+        sales_open_at=timezone.now() + dt.timedelta(days=3),
+    )
+    EventFactory(title="Hidden Draft", status=Event.Status.DRAFT)
+    response = client.get("/")
+    html = response.content.decode()
+    on_sale, upcoming = html.split('id="upcoming-title"')
+    assert performance.event.title in on_sale
+    assert "Opening Later" in upcoming and "Opening Later" not in on_sale
+    assert "Hidden Draft" not in html
+
+
+def test_event_list_searches_title_and_venue(client):
+    concert = PerformanceFactory(event=EventFactory(title="Winter Gala")).event
+    play = PerformanceFactory(event=EventFactory(title="Small Room", category=Event.Category.PLAY)).event
+    assert titles(client.get("/events/", {"q": "gala"})) == [concert.title]
+    assert titles(client.get("/events/", {"q": play.venue.name})) == [play.title]
+    assert titles(client.get("/events/", {"category": "play"})) == [play.title]
+    response = client.get("/events/", {"q": "nothing like this"})
+    assert "No events match your search" in response.content.decode()
+
+
+def test_event_list_filters_by_performance_dates(client):
+    soon = PerformanceFactory(starts_at=timezone.now() + dt.timedelta(days=3)).event
+    later = PerformanceFactory(starts_at=timezone.now() + dt.timedelta(days=40)).event
+    day = timezone.localdate() + dt.timedelta(days=3)
+    assert titles(client.get("/events/", {"date_from": day, "date_to": day})) == [soon.title]
+    assert titles(client.get("/events/", {"date_from": day + dt.timedelta(days=1)})) == [later.title]
+
+
+def test_bad_filters_are_explained_and_do_not_hide_everything(client, performance):
+    response = client.get("/events/", {"date_from": "not-a-date", "q": performance.event.title})
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "Enter a valid date." in html
+    assert titles(response) == [performance.event.title]
+    response = client.get("/events/", {"date_from": "2030-01-10", "date_to": "2030-01-01"})
+    assert "The end date is before the start date." in response.content.decode()
+    response = client.get("/events/", {"category": "opera"})
+    assert "Select a valid choice" in response.content.decode()
+
+
+def test_event_list_paginates(client):
+    layout = LayoutFactory()
+    for n in range(14):
+        PerformanceFactory(event=EventFactory(title=f"Show {n:02d}", venue=layout.venue), layout=layout)
+    first = client.get("/events/")
+    second = client.get("/events/", {"page": 2})
+    assert len(titles(first)) == 12 and len(titles(second)) == 2
+    assert "Page 1 of 2" in first.content.decode()
+    assert len(titles(client.get("/events/", {"page": "999"}))) == 2  # out of range: last page
+
+
+def test_event_detail_shows_remaining_places_per_grade(client, performance):
+    sold = InventoryItem.objects.filter(performance=performance, price_grade__code="R")[:3]
+    InventoryItem.objects.filter(pk__in=[i.pk for i in sold]).update(status="sold")
+    response = client.get(performance.event.get_absolute_url())
+    html = " ".join(response.content.decode().split())
+    assert 'R석 <span class="">7 left</span>' in html
+    assert 'S석 <span class="">5 left</span>' in html
+    assert 'ST석 <span class="">4 left</span>' in html
+    assert "₩120,000" in html
+    assert performance.get_absolute_url() in html
+
+
+def test_performance_page_draws_the_seat_map(client, performance):
+    taken = InventoryItem.objects.filter(performance=performance, seat__isnull=False).first()
+    InventoryItem.objects.filter(pk=taken.pk).update(status="held", held_until=timezone.now() + dt.timedelta(minutes=5))
+    response = client.get(performance.get_absolute_url())
+    html = response.content.decode()
+    assert html.count('<circle class="seat') == 15
+    assert html.count('class="seat taken') == 1
+    assert f'data-item="{taken.pk}"' in html
+    assert "1층 A구역 A열 1번" in html
+    assert "4 places left" in html  # standing zone
+    assert "₩90,000" in html  # S grade in the legend
+
+
+def test_korean_pages_format_won_and_dates_the_korean_way(client, performance, settings):
+    settings.LANGUAGE_CODE = "ko"
+    response = client.get(performance.event.get_absolute_url(), HTTP_ACCEPT_LANGUAGE="ko")
+    html = response.content.decode()
+    assert "120,000원" in html
+    assert response.headers["Content-Language"] == "ko"
+
+
+def test_unknown_slugs_and_ids_are_styled_404s(client, performance):
+    for url in [
+        "/events/no-such-event/",
+        reverse("events:performance_detail", kwargs={"slug": performance.event.slug, "pk": 999999}),
+        reverse("events:performance_detail", kwargs={"slug": "other", "pk": performance.pk}),
+    ]:
+        response = client.get(url)
+        assert response.status_code == 404
+        assert "We could not find that page" in response.content.decode()
+
+
+def test_draft_events_are_visible_to_staff_only(client, performance):
+    Event.objects.filter(pk=performance.event_id).update(status=Event.Status.DRAFT)
+    url = performance.get_absolute_url()
+    assert client.get(url).status_code == 404
+    client.force_login(UserFactory())
+    assert client.get(url).status_code == 404
+    client.force_login(UserFactory(is_staff=True))
+    assert client.get(url).status_code == 200
+    assert client.get(performance.event.get_absolute_url()).status_code == 200
+
+
+def test_only_safe_methods_are_allowed(client, performance):
+    assert client.post(performance.get_absolute_url()).status_code == 405
+
+
+def test_query_counts_do_not_grow_with_events_or_seats(client):
+    small = PerformanceFactory()
+    counts_small = {
+        "home": count_queries(client, "/"),
+        "list": count_queries(client, "/events/"),
+        "detail": count_queries(client, small.event.get_absolute_url()),
+        "map": count_queries(client, small.get_absolute_url()),
+    }
+    big_layout = LayoutFactory(
+        spec='section "A" x=0 y=0\nrows 1-40 seats 1-50 grade=R\nsection "B" x=1200 y=0\nrow 1 seats 1-9 grade=S'
+    )
+    big_event = EventFactory(venue=big_layout.venue, grades=[("R", 1), ("S", 2)])
+    big = PerformanceFactory(event=big_event, layout=big_layout)
+    for days in range(2, 6):
+        performance_duplicate(performance=big, starts_at=big.starts_at + dt.timedelta(days=days))
+    for _ in range(5):
+        PerformanceFactory()
+    assert count_queries(client, "/") == counts_small["home"]
+    assert count_queries(client, "/events/") == counts_small["list"]
+    assert count_queries(client, big_event.get_absolute_url()) == counts_small["detail"]
+    assert count_queries(client, big.get_absolute_url()) == counts_small["map"]
+    assert counts_small["map"] <= 5
