@@ -44,9 +44,13 @@ def main():
     from events.models import Performance
 
     call_command("migrate", verbosity=0)
-    call_command("seed_demo", stdout=open(os.devnull, "w"))
+    with open(os.devnull, "w") as quiet:
+        call_command("seed_demo", stdout=quiet)
     performance = (
-        Performance.objects.filter(event__slug="starlight-2026").select_related("layout", "event").order_by("id").first()
+        Performance.objects.filter(event__slug="starlight-2026")
+        .select_related("layout", "event")
+        .order_by("id")
+        .first()
     )
     url = performance.get_absolute_url()
     seats = performance.inventory.count()

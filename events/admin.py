@@ -11,8 +11,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
-from django.utils.translation import ngettext
+from django.utils.translation import gettext_lazy, ngettext
 
 from reservations.models import InventoryItem, free_condition, held_condition
 from reservations.services import inventory_create, missing_grade_codes
