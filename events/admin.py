@@ -3,7 +3,7 @@ import datetime as dt
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import transaction
+from django.db import models, transaction
 from django.db.models import Count, Min, OuterRef, Q, Subquery, Sum
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.response import TemplateResponse
@@ -36,6 +36,8 @@ class VenueAdmin(admin.ModelAdmin):
     search_fields = ["name", "address"]
     prepopulated_fields = {"slug": ["name"]}
     inlines = [SeatLayoutInline]
+    # A map link typed without a scheme is an https link (Django 6's default too).
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(_layouts=Count("layouts"))
@@ -158,6 +160,8 @@ class SeatLayoutAdmin(admin.ModelAdmin):
 
     def preview_view(self, request, pk):
         layout = get_object_or_404(SeatLayout.objects.select_related("venue"), pk=pk)
+        if not self.has_view_permission(request, layout):
+            raise PermissionDenied
         context = {
             **self.admin_site.each_context(request),
             "opts": self.model._meta,
@@ -284,7 +288,7 @@ class DuplicatePerformanceForm(forms.Form):
             try:
                 if len(text) <= 10:
                     day = dt.date.fromisoformat(text)
-                    naive = dt.datetime.combine(day, local_start.time().replace(tzinfo=None))
+                    naive = dt.datetime.combine(day, local_start.time().replace(second=0, microsecond=0, tzinfo=None))
                 else:
                     naive = dt.datetime.strptime(text, "%Y-%m-%d %H:%M")
             except ValueError:
@@ -299,8 +303,6 @@ class DuplicatePerformanceForm(forms.Form):
                 starts.append(start)
         if errors:
             raise ValidationError(errors)
-        if not starts:
-            raise ValidationError(_("Enter at least one date."))
         return starts
 
 

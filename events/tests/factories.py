@@ -83,7 +83,8 @@ class PerformanceFactory(factory.django.DjangoModelFactory):
 
     event = factory.SubFactory(EventFactory)
     layout = factory.LazyAttribute(lambda o: LayoutFactory(venue=o.event.venue))
-    starts_at = factory.LazyFunction(lambda: timezone.now() + dt.timedelta(days=10))
+    # Performances start on the minute, as staff enter them.
+    starts_at = factory.LazyFunction(lambda: (timezone.now() + dt.timedelta(days=10)).replace(second=0, microsecond=0))
     sales_open_at = factory.LazyFunction(lambda: timezone.now() - dt.timedelta(days=1))
     sales_close_at = factory.LazyAttribute(lambda o: o.starts_at - dt.timedelta(hours=2))
     status = Performance.Status.ON_SALE
