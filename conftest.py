@@ -19,6 +19,8 @@ CHROMIUM_ARGS = [
 def _english_by_default(settings):
     # Assertions read English text unless a test switches language on purpose.
     settings.LANGUAGE_CODE = "en"
+    # Real password hashing costs ~0.3 s per user; tests only need it to round-trip.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture

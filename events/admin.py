@@ -215,7 +215,7 @@ class EventAdmin(admin.ModelAdmin):
     fieldsets = [
         (None, {"fields": ["title", "slug", "category", "venue", "status"]}),
         (gettext_lazy("Information"), {"fields": ["summary", "description", "poster", "age_rating", "running_time"]}),
-        (gettext_lazy("Sales rules"), {"fields": ["ticket_limit"]}),
+        (gettext_lazy("Sales rules"), {"fields": ["ticket_limit", "hold_minutes", "booking_fee"]}),
     ]
     actions = ["publish", "unpublish"]
 

@@ -184,6 +184,17 @@ class Event(models.Model):
         validators=[MinValueValidator(1)],
         help_text=_("Most tickets one customer may hold or buy for one performance."),
     )
+    hold_minutes = models.PositiveSmallIntegerField(
+        _("hold time (minutes)"),
+        default=10,
+        validators=[MinValueValidator(1)],
+        help_text=_("How long chosen seats are kept for a customer before payment."),
+    )
+    booking_fee = models.PositiveIntegerField(
+        _("booking fee per ticket (KRW)"),
+        default=2000,
+        help_text=_("Charged per ticket on top of the ticket price."),
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

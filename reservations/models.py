@@ -7,8 +7,12 @@ conditional UPDATE on rows that are free, where "free" includes holds whose
 `held_until` has passed (expiry is lazy; the sweeper only tidies).
 """
 
+import secrets
+
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -35,6 +39,11 @@ def free_condition(now, prefix: str = "") -> Q:
     )
 
 
+def taken_condition(now, prefix: str = "") -> Q:
+    """Places that count against a customer's limit: sold, or held and not expired."""
+    return Q(**{f"{prefix}status": InventoryItem.Status.SOLD}) | held_condition(now, prefix)
+
+
 def held_condition(now, prefix: str = "") -> Q:
     return Q(**{f"{prefix}status": InventoryItem.Status.HELD, f"{prefix}held_until__gt": now})
 
@@ -53,6 +62,11 @@ class InventoryItem(models.Model):
     price_grade = models.ForeignKey("events.PriceGrade", on_delete=models.PROTECT, related_name="+")
     status = models.CharField(_("status"), max_length=10, choices=Status, default=Status.AVAILABLE)
     held_until = models.DateTimeField(_("held until"), null=True, blank=True)
+    # The reservation that holds or bought this place. A hold that has expired keeps
+    # pointing here until another hold takes the place or the sweeper frees it.
+    reservation = models.ForeignKey(
+        "Reservation", on_delete=models.SET_NULL, null=True, blank=True, related_name="items"
+    )
 
     objects = InventoryQuerySet.as_manager()
 
@@ -72,3 +86,140 @@ class InventoryItem(models.Model):
     def __str__(self):
         place = self.seat.label if self.seat_id else self.section.display_name
         return f"{place} ({self.get_status_display()})"
+
+
+# Booking codes avoid 0/O and 1/I/L so they can be read out over the phone.
+CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
+
+
+def new_booking_code() -> str:
+    return "T" + "".join(secrets.choice(CODE_ALPHABET) for _ in range(9))
+
+
+class Reservation(models.Model):
+    """One customer's seats at one performance, from hold to booking.
+
+    States and the only transitions allowed (reservations.services applies them):
+
+        held ──> pending_payment ──> confirmed ──> cancelled
+          │  ^        │
+          │  └────────┤ (payment failed or abandoned: back to held)
+          ├─> released (customer or staff let the seats go)
+          └─> expired  <── pending_payment (deadline passed unpaid)
+
+    `expires_at` is when a held or pending reservation stops holding its seats; the
+    seats count as free from that instant (lazy expiry), whether or not the sweeper has
+    marked the reservation expired yet.
+    """
+
+    class Status(models.TextChoices):
+        HELD = "held", _("Held")
+        PENDING_PAYMENT = "pending_payment", _("Awaiting payment")
+        CONFIRMED = "confirmed", _("Confirmed")
+        EXPIRED = "expired", _("Expired")
+        RELEASED = "released", _("Released")
+        CANCELLED = "cancelled", _("Cancelled")
+
+    code = models.CharField(_("booking number"), max_length=12, unique=True, default=new_booking_code, editable=False)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="reservations", verbose_name=_("customer")
+    )
+    performance = models.ForeignKey(
+        "events.Performance", on_delete=models.PROTECT, related_name="reservations", verbose_name=_("performance")
+    )
+    status = models.CharField(_("status"), max_length=16, choices=Status, default=Status.HELD)
+    expires_at = models.DateTimeField(_("hold expires at"), null=True, blank=True)
+    ticket_amount = models.PositiveIntegerField(_("tickets (KRW)"), default=0)
+    fee_amount = models.PositiveIntegerField(_("booking fee (KRW)"), default=0)
+    total_amount = models.PositiveIntegerField(_("total (KRW)"), default=0)
+    # The hold form's one-time token: a double-submitted form finds the reservation
+    # the first submission made instead of holding twice.
+    request_token = models.CharField(max_length=64, editable=False)
+    created_at = models.DateTimeField(_("created"), default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+    confirmed_at = models.DateTimeField(_("confirmed"), null=True, blank=True)
+    cancelled_at = models.DateTimeField(_("cancelled"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["user", "request_token"], name="reservation_unique_request_token"),
+        ]
+        indexes = [
+            models.Index(fields=["status", "expires_at"]),
+            models.Index(fields=["user", "performance", "status"]),
+        ]
+        verbose_name = _("reservation")
+        verbose_name_plural = _("reservations")
+
+    def __str__(self):
+        return self.code
+
+    def get_absolute_url(self):
+        return reverse("reservations:detail", kwargs={"code": self.code})
+
+    LIVE_HOLD_STATUSES = (Status.HELD, Status.PENDING_PAYMENT)
+
+    def is_expired(self, now=None) -> bool:
+        """True once a hold's time is up, even before the sweeper records it."""
+        if self.status == self.Status.EXPIRED:
+            return True
+        now = now or timezone.now()
+        return self.status in self.LIVE_HOLD_STATUSES and self.expires_at is not None and self.expires_at <= now
+
+    def effective_status(self, now=None) -> str:
+        return self.Status.EXPIRED if self.is_expired(now) else self.status
+
+    def get_effective_status_display(self) -> str:
+        return self.Status(self.effective_status()).label
+
+    def seconds_left(self, now=None) -> int:
+        if self.status not in self.LIVE_HOLD_STATUSES or self.expires_at is None:
+            return 0
+        now = now or timezone.now()
+        return max(0, int((self.expires_at - now).total_seconds()))
+
+
+class ReservationLine(models.Model):
+    """What was reserved, frozen at hold time: the receipt survives any later change."""
+
+    reservation = models.ForeignKey(Reservation, on_delete=models.CASCADE, related_name="lines")
+    item = models.ForeignKey(InventoryItem, on_delete=models.PROTECT, related_name="+")
+    label = models.CharField(_("place"), max_length=120)
+    grade_code = models.CharField(_("grade"), max_length=10)
+    grade_name = models.CharField(_("grade name"), max_length=40)
+    price = models.PositiveIntegerField(_("price (KRW)"))
+
+    class Meta:
+        ordering = ["id"]
+        verbose_name = _("reserved place")
+        verbose_name_plural = _("reserved places")
+
+    def __str__(self):
+        return self.label
+
+
+class ReservationTransition(models.Model):
+    """Append-only history of a reservation's states: who moved it, when, and why."""
+
+    reservation = models.ForeignKey(Reservation, on_delete=models.CASCADE, related_name="transitions")
+    from_status = models.CharField(_("from"), max_length=16, blank=True)
+    to_status = models.CharField(_("to"), max_length=16)
+    at = models.DateTimeField(_("at"), default=timezone.now)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("by"),
+    )
+    reason = models.CharField(_("reason"), max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["at", "id"]
+        verbose_name = _("state change")
+        verbose_name_plural = _("state changes")
+
+    def __str__(self):
+        return f"{self.from_status or '-'} → {self.to_status}"

@@ -1,12 +1,577 @@
-"""Writes to the per-performance inventory. Every function here is one transaction."""
+"""The reservation engine: every change to who holds which place.
 
+The guarantee (no place in two live reservations, no standing zone past capacity)
+rests on one statement per request: a conditional UPDATE that claims only rows that
+are free *at that instant* (available, or held with an expired hold) and reports how
+many it claimed. Python never reads availability and then writes on the strength of
+that read. On MariaDB the UPDATE takes row locks in primary-key order, so concurrent
+holds serialise on the rows they share and re-check the condition on the newest
+committed version (READ COMMITTED); on SQLite every write transaction is IMMEDIATE,
+so writers queue. A customer's own holds are serialised by locking their user row
+first, which makes the per-customer limit atomic too.
+"""
+
+import datetime as dt
+import functools
+import itertools
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, OperationalError, connection, transaction
+from django.db.models import BooleanField, ExpressionWrapper
+from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
+from events.layout_builder import SEAT_PITCH
 from events.models import Performance, PriceGrade, Seat, Section
 
-from .models import InventoryItem
+from .models import (
+    InventoryItem,
+    Reservation,
+    ReservationLine,
+    ReservationTransition,
+    free_condition,
+    taken_condition,
+)
+
+logger = logging.getLogger(__name__)
+
+Status = Reservation.Status
+
+# The only state changes there are; anything else is a bug or a race lost.
+TRANSITIONS: dict[str, set[str]] = {
+    Status.HELD: {Status.PENDING_PAYMENT, Status.RELEASED, Status.EXPIRED},
+    Status.PENDING_PAYMENT: {Status.CONFIRMED, Status.HELD, Status.RELEASED, Status.EXPIRED},
+    Status.CONFIRMED: {Status.CANCELLED},
+    Status.EXPIRED: set(),
+    Status.RELEASED: set(),
+    Status.CANCELLED: set(),
+}
+
+
+class ReservationError(Exception):
+    """A request the engine refused; `message` is written for the customer."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+class SeatsTaken(ReservationError):
+    def __init__(self, labels: list[str]):
+        self.labels = labels
+        super().__init__(
+            ngettext(
+                "Sorry, this seat was just taken by someone else: %(seats)s. Please choose another.",
+                "Sorry, these seats were just taken by someone else: %(seats)s. Please choose others.",
+                len(labels),
+            )
+            % {"seats": ", ".join(labels)}
+        )
+
+
+class InvalidTransition(ReservationError):
+    pass
+
+
+# --- Helpers ------------------------------------------------------------------
+
+
+def _retry_on_deadlock(func: Callable) -> Callable:
+    """Run a transactional service again when MariaDB picks it as a deadlock victim.
+
+    InnoDB can still deadlock on secondary-index locks even with rows touched in key
+    order; the whole transaction was rolled back, so running it again is safe.
+    """
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        for attempt in range(4):
+            try:
+                return func(*args, **kwargs)
+            except OperationalError as exc:
+                code = exc.args[0] if exc.args else None
+                if code not in (1213, 1205) or attempt == 3 or connection.in_atomic_block:
+                    raise
+                logger.warning("retrying %s after %s (attempt %d)", func.__name__, exc, attempt + 1)
+                time.sleep(0.01 * (attempt + 1))
+        raise AssertionError("unreachable")
+
+    return wrapper
+
+
+def _transition(
+    reservation: Reservation,
+    to_status: str,
+    *,
+    actor=None,
+    reason: str = "",
+    now: dt.datetime,
+    **fields,
+) -> None:
+    """Move a reservation to `to_status` if it is still where the caller saw it."""
+    from_status = reservation.status
+    if to_status not in TRANSITIONS[from_status]:
+        raise InvalidTransition(
+            _("A booking that is %(from)s cannot become %(to)s.")
+            % {"from": Status(from_status).label, "to": Status(to_status).label}
+        )
+    changed = Reservation.objects.filter(pk=reservation.pk, status=from_status).update(
+        status=to_status, updated_at=now, **fields
+    )
+    if changed != 1:
+        # Someone else (the sweeper, a webhook, staff) moved it first.
+        raise InvalidTransition(_("This booking changed in the meantime. Please reload the page."))
+    ReservationTransition.objects.create(
+        reservation=reservation, from_status=from_status, to_status=to_status, at=now, actor=actor, reason=reason
+    )
+    reservation.status = to_status
+    for name, value in fields.items():
+        setattr(reservation, name, value)
+
+
+def _free_items(reservation: Reservation) -> int:
+    """Give back the places this reservation still holds (not ones others took since)."""
+    return InventoryItem.objects.filter(reservation=reservation, status=InventoryItem.Status.HELD).update(
+        status=InventoryItem.Status.AVAILABLE, held_until=None, reservation=None
+    )
+
+
+def check_selling(performance: Performance, now: dt.datetime) -> None:
+    state = performance.sales_state(now)
+    messages = {
+        "upcoming": _("Sales for this performance have not opened yet."),
+        "closed": _("Sales for this performance have closed."),
+        "sold_out": _("This performance is sold out."),
+        "cancelled": _("This performance has been cancelled."),
+        "past": _("This performance has already started."),
+    }
+    if state != "on_sale":
+        raise ReservationError(messages[state])
+    if performance.event.status != performance.event.Status.PUBLISHED:
+        raise ReservationError(_("This event is not on sale."))
+
+
+# --- Holding ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What the customer asked for: numbered seats and/or standing places per zone."""
+
+    item_ids: tuple[int, ...] = ()
+    standing: tuple[tuple[int, int], ...] = ()  # (section id, quantity)
+
+    @property
+    def quantity(self) -> int:
+        return len(self.item_ids) + sum(q for _, q in self.standing)
+
+
+@_retry_on_deadlock
+@transaction.atomic
+def reservation_hold(
+    *,
+    user,
+    performance: Performance,
+    selection: Selection,
+    request_token: str,
+    replace: Reservation | None = None,
+    now: dt.datetime | None = None,
+) -> Reservation:
+    """Hold the selected places for `user`, or raise ReservationError saying why not.
+
+    With `replace`, the customer's current hold is released in the same transaction,
+    so changing seats never leaves them with nothing if the new seats are gone.
+    """
+    now = now or timezone.now()
+    event = performance.event
+    if not request_token:
+        raise ReservationError(_("The form was incomplete. Please reload the page and try again."))
+    if len(set(selection.item_ids)) != len(selection.item_ids):
+        raise ReservationError(_("The same seat was sent twice. Please reload the page and choose again."))
+    if any(q < 0 for _, q in selection.standing):
+        raise ReservationError(_("Quantities cannot be negative."))
+    if selection.quantity == 0:
+        raise ReservationError(_("Choose at least one seat."))
+
+    # Serialise this customer's holds: the limit below counts their live places, and a
+    # second tab must not count the same snapshot. Also makes the token check exact.
+    get_user_model().objects.select_for_update().filter(pk=user.pk).first()
+    earlier = Reservation.objects.filter(user=user, request_token=request_token).first()
+    if earlier is not None:
+        return earlier  # the same form submitted twice
+
+    check_selling(performance, now)
+    if replace is not None:
+        replace = _lock_own_hold(replace, user=user, performance=performance, now=now)
+
+    mine = InventoryItem.objects.filter(performance=performance, reservation__user=user).filter(taken_condition(now))
+    if replace is not None:
+        mine = mine.exclude(reservation=replace)
+    already = mine.count()
+    if already + selection.quantity > event.ticket_limit:
+        limit = {"limit": event.ticket_limit, "count": already}
+        if already:
+            message = _("You can have at most %(limit)d tickets for this performance, and you already have %(count)d.")
+        else:
+            message = _("You can have at most %(limit)d tickets for this performance.")
+        raise ReservationError(message % limit)
+
+    if replace is not None:
+        _free_items(replace)
+        _transition(replace, Status.RELEASED, actor=user, reason="changed seats", now=now)
+
+    reservation = Reservation.objects.create(
+        user=user,
+        performance=performance,
+        status=Status.HELD,
+        expires_at=now + dt.timedelta(minutes=event.hold_minutes),
+        request_token=request_token,
+        created_at=now,
+    )
+    ReservationTransition.objects.create(reservation=reservation, to_status=Status.HELD, at=now, actor=user)
+    _claim_seats(reservation, selection.item_ids, now)
+    for section_id, quantity in selection.standing:
+        if quantity:
+            _claim_standing(reservation, section_id, quantity, now)
+    _write_lines(reservation)
+    return reservation
+
+
+def _lock_own_hold(reservation: Reservation, *, user, performance: Performance, now: dt.datetime) -> Reservation:
+    locked = Reservation.objects.select_for_update().filter(pk=reservation.pk, user=user).first()
+    if locked is None or locked.performance_id != performance.pk:
+        raise ReservationError(_("That booking cannot be changed here."))
+    if locked.status != Status.HELD or locked.is_expired(now):
+        raise ReservationError(_("Your previous hold has ended, so there is nothing to change. Choose seats again."))
+    return locked
+
+
+def _claim_seats(reservation: Reservation, item_ids: tuple[int, ...], now: dt.datetime) -> None:
+    if not item_ids:
+        return
+    ids = sorted(item_ids)
+    claimed = (
+        InventoryItem.objects.filter(pk__in=ids, performance=reservation.performance_id, seat__isnull=False)
+        .filter(free_condition(now))
+        .update(status=InventoryItem.Status.HELD, held_until=reservation.expires_at, reservation=reservation)
+    )
+    if claimed == len(ids):
+        return
+    # Work out why, for the customer; the transaction is rolled back by the raise.
+    known = dict(
+        InventoryItem.objects.filter(
+            pk__in=ids, performance=reservation.performance_id, seat__isnull=False
+        ).values_list("pk", "seat__label")
+    )
+    if len(known) != len(ids):
+        raise ReservationError(
+            _("Some of the chosen seats are not part of this performance. Please reload the page and choose again.")
+        )
+    lost = InventoryItem.objects.filter(pk__in=ids).exclude(reservation=reservation).order_by("pk")
+    raise SeatsTaken([known[pk] for pk in lost.values_list("pk", flat=True)])
+
+
+def _claim_standing(reservation: Reservation, section_id: int, quantity: int, now: dt.datetime) -> None:
+    section = Section.objects.filter(
+        pk=section_id, layout=reservation.performance.layout_id, kind=Section.Kind.STANDING
+    ).first()
+    if section is None:
+        raise ReservationError(_("That standing zone is not part of this performance."))
+    free = (
+        InventoryItem.objects.filter(performance=reservation.performance_id, section=section, seat__isnull=True)
+        .filter(free_condition(now))
+        .order_by("pk")
+    )
+    # Any free places will do, so skip the ones other buyers have locked this instant
+    # rather than queueing behind them (MariaDB 10.6+; SQLite has one writer anyway).
+    if connection.features.has_select_for_update_skip_locked:
+        free = free.select_for_update(skip_locked=True)
+    picked = list(free.values_list("pk", flat=True)[:quantity])
+    claimed = 0
+    if len(picked) == quantity:
+        claimed = (
+            InventoryItem.objects.filter(pk__in=picked)
+            .filter(free_condition(now))
+            .update(status=InventoryItem.Status.HELD, held_until=reservation.expires_at, reservation=reservation)
+        )
+    if claimed != quantity:
+        left = (
+            InventoryItem.objects.filter(performance=reservation.performance_id, section=section)
+            .filter(free_condition(now))
+            .count()
+        )
+        raise ReservationError(
+            ngettext(
+                "%(zone)s has only %(left)d place left.",
+                "%(zone)s has only %(left)d places left.",
+                left,
+            )
+            % {"zone": section.display_name, "left": left}
+            if left
+            else _("%(zone)s is sold out.") % {"zone": section.display_name}
+        )
+
+
+def _write_lines(reservation: Reservation) -> None:
+    """Freeze what was held, at which price, onto the reservation."""
+    items = (
+        InventoryItem.objects.filter(reservation=reservation)
+        .select_related("seat", "section", "price_grade")
+        .order_by("seat__y", "seat__x", "pk")
+    )
+    lines = [
+        ReservationLine(
+            reservation=reservation,
+            item=item,
+            label=item.seat.label if item.seat_id else _("%(zone)s (standing)") % {"zone": item.section.display_name},
+            grade_code=item.price_grade.code,
+            grade_name=item.price_grade.display_name,
+            price=item.price_grade.price,
+        )
+        for item in items
+    ]
+    ReservationLine.objects.bulk_create(lines)
+    reservation.ticket_amount = sum(line.price for line in lines)
+    reservation.fee_amount = reservation.performance.event.booking_fee * len(lines)
+    reservation.total_amount = reservation.ticket_amount + reservation.fee_amount
+    Reservation.objects.filter(pk=reservation.pk).update(
+        ticket_amount=reservation.ticket_amount,
+        fee_amount=reservation.fee_amount,
+        total_amount=reservation.total_amount,
+    )
+
+
+# --- Best available -----------------------------------------------------------
+
+
+def best_available_seats(*, performance: Performance, grade: PriceGrade, quantity: int, now=None) -> list[list[int]]:
+    """Candidate blocks of `quantity` adjacent free seats in `grade`, best first.
+
+    Only a suggestion read from a snapshot: the hold still claims them with the
+    conditional UPDATE, and the caller tries the next block if one was just taken.
+    Best means nearest the stage, then nearest the centre, and never leaving a single
+    empty seat stranded beside the block when another block avoids it.
+    """
+    now = now or timezone.now()
+    rows: dict[tuple[int, str], list[tuple[int, int, int, bool]]] = {}
+    for item_id, section_id, row, x, y, is_free in (
+        InventoryItem.objects.filter(performance=performance, price_grade=grade, seat__isnull=False)
+        .annotate(is_free=ExpressionWrapper(free_condition(now), output_field=BooleanField()))
+        .values_list("pk", "section_id", "seat__row", "seat__x", "seat__y", "is_free")
+    ):
+        rows.setdefault((section_id, row), []).append((x, y, item_id, is_free))
+    layout_centre = performance.layout.width / 2
+    candidates = []
+    for seats in rows.values():
+        seats.sort()
+        # Split the row into runs of seats standing next to each other (aisles break runs).
+        runs, run = [], [seats[0]]
+        for prev, seat in itertools.pairwise(seats):
+            if seat[0] - prev[0] > SEAT_PITCH:
+                runs.append(run)
+                run = []
+            run.append(seat)
+        runs.append(run)
+        for run in runs:
+            for start in range(len(run) - quantity + 1):
+                block = run[start : start + quantity]
+                if not all(seat[3] for seat in block):
+                    continue
+                left_gap = _free_run_length(run, start - 1, -1)
+                right_gap = _free_run_length(run, start + quantity, 1)
+                strands = (left_gap == 1) + (right_gap == 1)
+                centre = (block[0][0] + block[-1][0]) / 2
+                candidates.append((strands, block[0][1], abs(centre - layout_centre), [seat[2] for seat in block]))
+    candidates.sort(key=lambda c: (c[0], c[1], c[2]))
+    return [c[3] for c in candidates]
+
+
+def _free_run_length(run, index: int, step: int) -> int:
+    length = 0
+    while 0 <= index < len(run) and run[index][3]:
+        length += 1
+        index += step
+    return length
+
+
+def reservation_hold_best_available(
+    *,
+    user,
+    performance: Performance,
+    grade: PriceGrade,
+    quantity: int,
+    request_token: str,
+    now: dt.datetime | None = None,
+    attempts: int = 5,
+) -> Reservation:
+    if quantity < 1:
+        raise ReservationError(_("Choose at least one seat."))
+    if grade.event_id != performance.event_id:
+        raise ReservationError(_("That grade is not sold for this performance."))
+    for _attempt in range(attempts):
+        blocks = best_available_seats(performance=performance, grade=grade, quantity=quantity, now=now)
+        if not blocks:
+            raise ReservationError(
+                _("There are no %(count)d seats together left in %(grade)s. Try fewer seats or another grade.")
+                % {"count": quantity, "grade": grade.display_name}
+            )
+        try:
+            return reservation_hold(
+                user=user,
+                performance=performance,
+                selection=Selection(item_ids=tuple(blocks[0])),
+                request_token=request_token,
+                now=now,
+            )
+        except SeatsTaken:
+            continue  # someone was quicker; look again
+    raise ReservationError(_("Seats are selling fast. Please try again."))
+
+
+# --- Other transitions --------------------------------------------------------
+
+
+def _locked(reservation: Reservation) -> Reservation:
+    return Reservation.objects.select_for_update().get(pk=reservation.pk)
+
+
+def reservation_release(*, reservation: Reservation, actor, reason: str = "", now=None) -> Reservation:
+    """Let a hold go (customer or staff). An expired hold is recorded as expired and
+    ReservationError tells the customer so; its seats are free either way."""
+    now = now or timezone.now()
+    reservation = _release(reservation=reservation, actor=actor, reason=reason, now=now)
+    if reservation.status == Status.EXPIRED:
+        raise ReservationError(_("This hold had already expired; its seats have been released."))
+    return reservation
+
+
+@_retry_on_deadlock
+@transaction.atomic
+def _release(*, reservation: Reservation, actor, reason: str, now: dt.datetime) -> Reservation:
+    reservation = _locked(reservation)
+    expired = reservation.status in Reservation.LIVE_HOLD_STATUSES and reservation.is_expired(now)
+    _free_items(reservation)
+    if expired:
+        _transition(reservation, Status.EXPIRED, reason="hold time ran out", now=now)
+    else:
+        _transition(reservation, Status.RELEASED, actor=actor, reason=reason, now=now)
+    return reservation
+
+
+@_retry_on_deadlock
+@transaction.atomic
+def reservation_await_payment(*, reservation: Reservation, until: dt.datetime | None = None, now=None) -> Reservation:
+    """Checkout has started a payment. `until` extends the hold (virtual account deadline)."""
+    now = now or timezone.now()
+    reservation = _locked(reservation)
+    if reservation.is_expired(now):
+        raise ReservationError(_("Your hold has expired. Please choose seats again."))
+    fields = {}
+    if until is not None and until > reservation.expires_at:
+        fields["expires_at"] = until
+        InventoryItem.objects.filter(reservation=reservation, status=InventoryItem.Status.HELD).update(held_until=until)
+    _transition(reservation, Status.PENDING_PAYMENT, now=now, **fields)
+    return reservation
+
+
+@_retry_on_deadlock
+@transaction.atomic
+def reservation_confirm(*, reservation: Reservation, actor=None, reason: str = "", now=None) -> Reservation:
+    """Turn a paid reservation into a booking: its places become sold.
+
+    A late payment still confirms if nobody has taken the places since the hold
+    expired; otherwise ReservationError is raised and the caller must refund.
+    """
+    now = now or timezone.now()
+    reservation = _locked(reservation)
+    if reservation.status == Status.HELD:
+        _transition(reservation, Status.PENDING_PAYMENT, now=now)
+    if reservation.status != Status.PENDING_PAYMENT:
+        raise InvalidTransition(
+            _("A booking that is %(status)s cannot be confirmed.") % {"status": reservation.get_status_display()}
+        )
+    expected = reservation.lines.count()
+    sold = InventoryItem.objects.filter(reservation=reservation, status=InventoryItem.Status.HELD).update(
+        status=InventoryItem.Status.SOLD, held_until=None
+    )
+    if sold != expected:
+        raise ReservationError(_("The seats of this booking were released before payment arrived."))
+    _transition(reservation, Status.CONFIRMED, actor=actor, reason=reason, now=now, confirmed_at=now)
+    return reservation
+
+
+@_retry_on_deadlock
+@transaction.atomic
+def reservation_cancel(*, reservation: Reservation, actor, reason: str = "", now=None) -> Reservation:
+    """Cancel a confirmed booking and put its places back on sale (refunds: payments)."""
+    now = now or timezone.now()
+    reservation = _locked(reservation)
+    if reservation.status != Status.CONFIRMED:
+        raise InvalidTransition(
+            _("A booking that is %(status)s cannot be cancelled.") % {"status": reservation.get_status_display()}
+        )
+    InventoryItem.objects.filter(reservation=reservation, status=InventoryItem.Status.SOLD).update(
+        status=InventoryItem.Status.AVAILABLE, reservation=None
+    )
+    _transition(reservation, Status.CANCELLED, actor=actor, reason=reason, now=now, cancelled_at=now)
+    return reservation
+
+
+def holds_expire(*, now: dt.datetime | None = None, batch: int = 500) -> int:
+    """Record expired holds as expired and free their places; return how many.
+
+    Correctness never waits for this: availability already treats an expired hold
+    as free. This keeps the tables tidy and the history accurate.
+    """
+    now = now or timezone.now()
+    count = 0
+    ids = list(
+        Reservation.objects.filter(status__in=Reservation.LIVE_HOLD_STATUSES, expires_at__lte=now)
+        .order_by("pk")
+        .values_list("pk", flat=True)[:batch]
+    )
+    for pk in ids:
+        try:
+            with transaction.atomic():
+                reservation = Reservation.objects.select_for_update().filter(pk=pk).first()
+                if reservation is None or not reservation.is_expired(now) or reservation.status == Status.EXPIRED:
+                    continue
+                _free_items(reservation)
+                _transition(reservation, Status.EXPIRED, reason="hold time ran out", now=now)
+                count += 1
+        except (InvalidTransition, IntegrityError):
+            continue  # moved on by someone else in the meantime
+    return count
+
+
+# --- Staff: blocking places ---------------------------------------------------
+
+
+@transaction.atomic
+def inventory_block(*, performance: Performance, item_ids: list[int], now=None) -> int:
+    """Take free places off sale (house seats, broken seats). Taken ones are skipped."""
+    now = now or timezone.now()
+    return (
+        InventoryItem.objects.filter(pk__in=sorted(item_ids), performance=performance)
+        .filter(free_condition(now))
+        .update(status=InventoryItem.Status.BLOCKED, held_until=None, reservation=None)
+    )
+
+
+@transaction.atomic
+def inventory_unblock(*, performance: Performance, item_ids: list[int]) -> int:
+    return InventoryItem.objects.filter(
+        pk__in=sorted(item_ids), performance=performance, status=InventoryItem.Status.BLOCKED
+    ).update(status=InventoryItem.Status.AVAILABLE)
+
+
+# --- Inventory creation -------------------------------------------------------
 
 
 def missing_grade_codes(*, performance: Performance) -> list[str]:

@@ -135,6 +135,10 @@ CELERY_TIMEZONE = "Asia/Seoul"
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_TIME_LIMIT = 120
 CELERY_TASK_SOFT_TIME_LIMIT = 100
+CELERY_BEAT_SCHEDULE = {
+    # Availability never waits for this (expiry is lazy); it tidies and records history.
+    "release-expired-holds": {"task": "reservations.tasks.release_expired_holds", "schedule": 60.0},
+}
 
 # --- Auth ---------------------------------------------------------------------
 AUTH_USER_MODEL = "accounts.User"

@@ -508,6 +508,8 @@ def _event_form(event, grades, existing=()):
         "age_rating": event.age_rating,
         "running_time": event.running_time,
         "ticket_limit": event.ticket_limit,
+        "hold_minutes": event.hold_minutes,
+        "booking_fee": event.booking_fee,
         "grades-TOTAL_FORMS": len(existing) + len(grades),
         "grades-INITIAL_FORMS": len(existing),
         "grades-MIN_NUM_FORMS": 0,
