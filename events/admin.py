@@ -13,14 +13,14 @@ from django.utils.html import format_html
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
-from reservations.models import InventoryItem, free_condition, held_condition
-from reservations.services import inventory_create, missing_grade_codes
+from reservations.models import InventoryItem, Reservation, free_condition, held_condition
+from reservations.services import inventory_block, inventory_create, inventory_unblock, missing_grade_codes
 
 from . import services
 from .layout_builder import LayoutSpecError, parse_layout_spec
 from .models import Event, Performance, PriceGrade, Seat, SeatLayout, Section, Venue
 from .seatmap import render_seat_map
-from .selectors import layout_plan_preview, layout_preview
+from .selectors import layout_plan_preview, layout_preview, seat_map, staff_place_states
 
 
 class SeatLayoutInline(admin.TabularInline):
@@ -309,7 +309,17 @@ class DuplicatePerformanceForm(forms.Form):
 @admin.register(Performance)
 class PerformanceAdmin(admin.ModelAdmin):
     form = PerformanceAdminForm
-    list_display = ["__str__", "status", "sales_open_at", "sales_close_at", "sold", "held", "free", "blocked"]
+    list_display = [
+        "__str__",
+        "status",
+        "sales_open_at",
+        "sales_close_at",
+        "sold",
+        "held",
+        "free",
+        "blocked",
+        "seats_link",
+    ]
     list_filter = ["status", "event__category", "event", ("starts_at", admin.DateFieldListFilter)]
     search_fields = ["event__title", "event__venue__name"]
     date_hierarchy = "starts_at"
@@ -396,8 +406,15 @@ class PerformanceAdmin(admin.ModelAdmin):
             return None
         return redirect("admin:events_performance_duplicate", pk=queryset.get().pk)
 
+    @admin.display(description=gettext_lazy("seats"))
+    def seats_link(self, obj):
+        return format_html(
+            '<a href="{}">{}</a>', reverse("admin:events_performance_seats", args=[obj.pk]), _("Seat view")
+        )
+
     def get_urls(self):
         return [
+            path("<int:pk>/seats/", self.admin_site.admin_view(self.seats_view), name="events_performance_seats"),
             path(
                 "<int:pk>/duplicate/",
                 self.admin_site.admin_view(self.duplicate_view),
@@ -405,6 +422,50 @@ class PerformanceAdmin(admin.ModelAdmin):
             ),
             *super().get_urls(),
         ]
+
+    def seats_view(self, request, pk):
+        """Who holds what, seat by seat; block or unblock places (house seats, broken seats)."""
+        performance = get_object_or_404(Performance.objects.select_related("event", "layout__venue"), pk=pk)
+        if not self.has_view_permission(request, performance):
+            raise PermissionDenied
+        if request.method == "POST":
+            if not self.has_change_permission(request, performance):
+                raise PermissionDenied
+            ids = [int(v) for v in request.POST.getlist("items") if v.isdigit()]
+            if not ids:
+                self.message_user(request, _("Choose seats on the map first."), messages.WARNING)
+            elif "block" in request.POST:
+                count = inventory_block(performance=performance, item_ids=ids)
+                self.message_user(
+                    request,
+                    _("Blocked %(count)d of %(asked)d places; held or sold ones were skipped.")
+                    % {"count": count, "asked": len(ids)},
+                )
+            elif "unblock" in request.POST:
+                count = inventory_unblock(performance=performance, item_ids=ids)
+                self.message_user(request, _("Put %(count)d places back on sale.") % {"count": count})
+            return redirect("admin:events_performance_seats", pk=performance.pk)
+        states = staff_place_states(performance=performance)
+        holds = (
+            Reservation.objects.filter(performance=performance, status__in=["held", "pending_payment", "confirmed"])
+            .select_related("user")
+            .prefetch_related("lines")
+            .order_by("status", "expires_at")
+        )
+        counts = dict.fromkeys(("free", "held", "sold", "blocked"), 0)
+        for place in states.values():
+            counts[place.state] += 1
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "original": performance,
+            "title": _("Seats of %(performance)s") % {"performance": performance},
+            "seat_map_svg": render_seat_map(seat_map(performance=performance), staff_states=states),
+            "counts": counts,
+            "holds": [r for r in holds if not r.is_expired()],
+            "can_change": self.has_change_permission(request, performance),
+        }
+        return TemplateResponse(request, "admin/events/performance/seats.html", context)
 
     def duplicate_view(self, request, pk):
         performance = get_object_or_404(Performance.objects.select_related("event", "layout"), pk=pk)

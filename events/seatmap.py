@@ -27,7 +27,20 @@ def _grade_text(grade) -> str:
     return f"{escape(grade.display_name)} {escape(krw(grade.price))}"
 
 
-def render_seat_map(seat_map: SeatMap) -> SafeString:
+STAFF_COLOURS = {"held": "#f59e0b", "sold": TAKEN_COLOUR, "blocked": "#111827"}
+
+
+def render_seat_map(
+    seat_map: SeatMap,
+    *,
+    selectable: bool = False,
+    selected: frozenset[int] = frozenset(),
+    staff_states: dict | None = None,
+) -> SafeString:
+    """The map as SVG. `selectable` makes free seats keyboard- and click-selectable
+    checkboxes (static/js/seatmap.js drives them); `selected` pre-checks item ids.
+    `staff_states` (item id -> StaffPlaceState) draws the staff view instead: every
+    seat selectable, coloured by state, titled with who holds it."""
     layout = seat_map.layout
     grades = {grade.id: grade for grade in seat_map.grades}
     grade_by_code = {grade.code: grade for grade in seat_map.grades}
@@ -63,16 +76,35 @@ def render_seat_map(seat_map: SeatMap) -> SafeString:
                 f'text-anchor="middle">{name}</text>'
             )
     taken_word = escape(_("sold"))
+    state_words = {"free": _("free"), "held": _("held"), "sold": _("sold"), "blocked": _("blocked")}
     for seat in seat_map.seats:
         grade = grades[seat.grade_id]
+        if staff_states is not None:
+            place = staff_states[seat.item_id]
+            colour = STAFF_COLOURS.get(place.state, grade.colour)
+            title = f"{escape(seat.label)} · {_grade_text(grade)} · {escape(state_words[place.state])}"
+            if place.holder:
+                title += f" · {escape(place.holder)}"
+            parts.append(
+                f'<circle class="seat state-{place.state}" cx="{seat.x}" cy="{seat.y}" r="{SEAT_RADIUS}" '
+                f'fill="{colour}" data-item="{seat.item_id}" role="checkbox" tabindex="-1" aria-checked="false">'
+                f"<title>{title}</title></circle>"
+            )
+            continue
         classes = "seat" if seat.is_free else "seat taken"
         if seat.is_accessible:
             classes += " accessible"
         state = _grade_text(grade) if seat.is_free else taken_word
+        control = ""
+        if selectable and seat.is_free:
+            checked = seat.item_id in selected
+            if checked:
+                classes += " selected"
+            control = f' role="checkbox" tabindex="-1" aria-checked="{"true" if checked else "false"}"'
         parts.append(
             f'<circle class="{classes}" cx="{seat.x}" cy="{seat.y}" r="{SEAT_RADIUS}" '
             f'fill="{grade.colour if seat.is_free else TAKEN_COLOUR}" data-item="{seat.item_id}" '
-            f'data-grade="{escape(grade.code)}"><title>{escape(seat.label)} · {state}</title></circle>'
+            f'data-grade="{escape(grade.code)}"{control}><title>{escape(seat.label)} · {state}</title></circle>'
         )
     parts.append("</svg>")
     return mark_safe("".join(parts))

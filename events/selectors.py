@@ -130,14 +130,25 @@ class SeatMap:
     free_by_grade: dict[int, int]
 
 
-def seat_map(*, performance: Performance) -> SeatMap:
-    """Everything the seat map draws, in three queries whatever the hall's size."""
+def seat_map(*, performance: Performance, own_reservation_id: int | None = None) -> SeatMap:
+    """Everything the seat map draws, in three queries whatever the hall's size.
+
+    Places held by `own_reservation_id` (the customer changing seats) count as free:
+    they are theirs to keep or swap.
+    """
     now = timezone.now()
     grades = list(performance.event.grades.all())
     sections = list(Section.objects.filter(layout_id=performance.layout_id).order_by("position", "id"))
     rows = (
         InventoryItem.objects.filter(performance=performance)
-        .annotate(is_free=ExpressionWrapper(free_condition(now), output_field=BooleanField()))
+        .annotate(
+            is_free=ExpressionWrapper(
+                free_condition(now) | Q(reservation_id=own_reservation_id, status=InventoryItem.Status.HELD)
+                if own_reservation_id
+                else free_condition(now),
+                output_field=BooleanField(),
+            )
+        )
         .values_list(
             "id",
             "seat_id",
@@ -239,3 +250,23 @@ def layout_plan_preview(*, layout: SeatLayout, plan: LayoutPlan) -> SeatMap:
             (section.id, seat.grade_code, seat.label, seat.x, seat.y, seat.is_accessible) for seat in planned.seats
         )
     return _preview_map(layout=draft, sections=sections, seats=seats)
+
+
+@dataclass
+class StaffPlaceState:
+    state: str  # free, held, sold or blocked (expired holds count as free)
+    holder: str  # "booking code · customer email" for held and sold places
+
+
+def staff_place_states(*, performance: Performance) -> dict[int, StaffPlaceState]:
+    """Who holds what, per inventory row: the staff seat view, in one query."""
+    now = timezone.now()
+    states = {}
+    for pk, status, held_until, code, email in InventoryItem.objects.filter(performance=performance).values_list(
+        "pk", "status", "held_until", "reservation__code", "reservation__user__email"
+    ):
+        if (status == InventoryItem.Status.HELD and held_until <= now) or status == InventoryItem.Status.AVAILABLE:
+            status = "free"
+        holder = f"{code} · {email}" if code and status in ("held", "sold") else ""
+        states[pk] = StaffPlaceState(status, holder)
+    return states

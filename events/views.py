@@ -1,6 +1,12 @@
+import uuid
+
 from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, render
+from django.utils import timezone
 from django.views.decorators.http import require_safe
+
+from reservations.forms import BestAvailableForm, HoldForm
+from reservations.models import Reservation
 
 from . import selectors
 from .forms import EventSearchForm
@@ -60,17 +66,68 @@ def performance_detail(request, slug, pk):
         pk=pk,
         event__slug=slug,
     )
-    seat_map = selectors.seat_map(performance=performance)
-    legend = [(grade, seat_map.free_by_grade.get(grade.id, 0)) for grade in seat_map.grades]
+    change = None
+    if request.user.is_authenticated and request.GET.get("change"):
+        # Changing seats: the customer's own live hold, else a plain page.
+        change = (
+            Reservation.objects.filter(
+                code=request.GET["change"], user=request.user, performance=performance, status=Reservation.Status.HELD
+            )
+            .filter(expires_at__gt=timezone.now())
+            .first()
+        )
+    return render_performance_page(request, performance, change=change)
+
+
+def render_performance_page(
+    request,
+    performance: Performance,
+    *,
+    change=None,
+    hold_form=None,
+    best_form=None,
+    error: str = "",
+    selected: frozenset[int] = frozenset(),
+    status: int = 200,
+):
+    """The seat map page; the hold view re-renders it with the error and a fresh map."""
+    seat_map = selectors.seat_map(performance=performance, own_reservation_id=change.pk if change else None)
+    state = performance.sales_state()
+    can_book = state == "on_sale" and request.user.is_authenticated
+    standing = [s for s in seat_map.sections if s.is_standing]
+    if change and not selected:
+        selected = frozenset(change.items.filter(seat__isnull=False).values_list("pk", flat=True))
+    token = uuid.uuid4().hex  # a fresh token per render: resubmitting this form holds once
+    hold_form = hold_form or HoldForm(
+        performance=performance,
+        standing_zones=standing,
+        initial={"token": token, "change": change.code if change else ""},
+    )
+    seated_grade_ids = {seat.grade_id for seat in seat_map.seats}
+    best_form = best_form or BestAvailableForm(
+        performance=performance, grade_ids=seated_grade_ids, initial={"token": token}
+    )
+    grades = {grade.code: {"name": grade.display_name, "price": grade.price} for grade in seat_map.grades}
     return render(
         request,
         "events/performance_detail.html",
         {
             "event": performance.event,
             "performance": performance,
-            "state": performance.sales_state(),
-            "seat_map_svg": render_seat_map(seat_map),
-            "legend": legend,
-            "standing": [(s, seat_map.standing_free.get(s.id, 0)) for s in seat_map.sections if s.is_standing],
+            "state": state,
+            "can_book": can_book,
+            "change": change,
+            "error": error,
+            "seat_map_svg": render_seat_map(seat_map, selectable=can_book, selected=selected),
+            "legend": [(grade, seat_map.free_by_grade.get(grade.id, 0)) for grade in seat_map.grades],
+            "standing": [
+                (section, seat_map.standing_free.get(section.id, 0), hold_form[f"standing-{section.pk}"])
+                for section in standing
+            ],
+            "hold_form": hold_form,
+            "best_form": best_form,
+            "has_seats": bool(seat_map.seats),
+            "grade_prices": grades,
         },
+        status=status,
     )

@@ -52,6 +52,12 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "django_htmx",
+    "allauth",
+    "allauth.account",
+    "allauth.socialaccount",
+    "allauth.socialaccount.providers.kakao",
+    "allauth.socialaccount.providers.naver",
+    "allauth.socialaccount.providers.google",
     "accounts",
     "events",
     "reservations",
@@ -69,6 +75,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "allauth.account.middleware.AccountMiddleware",
 ]
 
 ROOT_URLCONF = "ticketing.urls"
@@ -115,6 +122,9 @@ elif "sqlite" in _engine:
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         }
     )
+    # Tests use a file, not shared-cache memory: the concurrency tests open one
+    # connection per thread, and only a file gives them real SQLite locking.
+    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / ".test-db.sqlite3")}
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=0 if DEBUG else 60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -142,13 +152,81 @@ CELERY_BEAT_SCHEDULE = {
 
 # --- Auth ---------------------------------------------------------------------
 AUTH_USER_MODEL = "accounts.User"
-LOGIN_URL = "admin:login"
+AUTHENTICATION_BACKENDS = [
+    # The admin's own login form.
+    "django.contrib.auth.backends.ModelBackend",
+    # allauth: email + password, and Kakao / Naver / Google (its views enforce verification).
+    "allauth.account.auth_backends.AuthenticationBackend",
+]
+LOGIN_URL = "account_login"
+LOGIN_REDIRECT_URL = "/"
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+
+# django-allauth: customers sign in with email + password or Kakao, Naver, Google.
+# Django rotates the session key on every login (session fixation); keep it that way.
+ACCOUNT_ADAPTER = "accounts.adapter.AccountAdapter"
+SOCIALACCOUNT_ADAPTER = "accounts.adapter.SocialAccountAdapter"
+ACCOUNT_FORMS = {"login": "accounts.forms.LoginForm"}
+ACCOUNT_USER_MODEL_USERNAME_FIELD = None
+ACCOUNT_LOGIN_METHODS = {"email"}
+ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
+ACCOUNT_EMAIL_VERIFICATION = "mandatory"
+ACCOUNT_UNIQUE_EMAIL = True
+# Sign-up, login and password reset answer alike whether or not an address is
+# registered; the owner of a registered address gets an email instead.
+ACCOUNT_PREVENT_ENUMERATION = True
+ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = True
+ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
+# Links in emails and OAuth callback URLs use the scheme of the public URL.
+ACCOUNT_DEFAULT_HTTP_PROTOCOL = SITE_URL.partition("://")[0] or "http"
+# allauth's defaults, spelled out so a reader sees them. Counters live in the
+# cache: Redis in production (shared by every worker), local memory otherwise.
+ACCOUNT_RATE_LIMITS = {
+    "change_password": "5/m/user",
+    "change_phone": "1/m/user",
+    "manage_email": "10/m/user",
+    "reset_password": "20/m/ip,5/m/key",
+    "reauthenticate": "10/m/user",
+    "reset_password_from_key": "20/m/ip",
+    "signup": "20/m/ip",
+    "login": "30/m/ip",
+    "request_login_code": "20/m/ip,3/m/key",
+    # Failed logins: 10 a minute per IP, 5 per 5 minutes per email address.
+    "login_failed": "10/m/ip,5/300s/key",
+    # One verification email per address every 3 minutes.
+    "confirm_email": "1/180s/key",
+    "verify_phone": "1/30s/key,3/m/ip",
+}
+
+# Logging into an existing account because a provider vouches for its email is
+# only safe with providers that verify addresses (allauth's default is off). Kakao
+# reports `is_email_verified` and Google `email_verified`, and allauth honours
+# both; Naver reports no such flag, so a Naver login with an already registered
+# address creates nothing and only emails that address's owner.
+SOCIALACCOUNT_EMAIL_AUTHENTICATION = False  # turned on per provider below
+SOCIALACCOUNT_EMAIL_AUTHENTICATION_AUTO_CONNECT = True
+SOCIALACCOUNT_PROVIDERS = {
+    "kakao": {"SCOPE": ["profile_nickname", "account_email"], "EMAIL_AUTHENTICATION": True},
+    "naver": {},
+    "google": {
+        "SCOPE": ["profile", "email"],
+        "AUTH_PARAMS": {"access_type": "online"},
+        "OAUTH_PKCE_ENABLED": True,
+        "EMAIL_AUTHENTICATION": True,
+    },
+}
+# A provider's button shows only when it has an app: from these variables, or a
+# "Social application" row in the admin (use one or the other, not both).
+for _provider in SOCIALACCOUNT_PROVIDERS:
+    _client_id = env.str(f"{_provider.upper()}_CLIENT_ID", default="")
+    if _client_id:
+        _client_secret = _secret(f"{_provider.upper()}_CLIENT_SECRET", "") or ""
+        SOCIALACCOUNT_PROVIDERS[_provider]["APPS"] = [{"client_id": _client_id, "secret": _client_secret, "key": ""}]
 
 # --- Internationalisation -----------------------------------------------------
 LANGUAGE_CODE = "ko"

@@ -11,6 +11,8 @@ admin.site.index_title = _("Box office")
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("i18n/", include("django.conf.urls.i18n")),
+    path("accounts/", include("allauth.urls")),
+    path("", include("reservations.urls")),
     path("", include("events.urls")),
 ]
 

@@ -5,6 +5,7 @@ Idempotent: running it again finds what exists and only adds what is missing.
 
 import datetime as dt
 
+from allauth.account.models import EmailAddress
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
@@ -227,5 +228,8 @@ class Command(BaseCommand):
 
     def _user(self, email, password, **fields):
         User = get_user_model()
-        if not User.objects.filter(email=email).exists():
-            User.objects.create_user(email=email, password=password, **fields)
+        user = User.objects.filter(email=email).first()
+        if user is None:
+            user = User.objects.create_user(email=email, password=password, **fields)
+        # Site sign-in requires a verified address (allauth); demo addresses cannot receive mail.
+        EmailAddress.objects.update_or_create(user=user, email=email, defaults={"verified": True, "primary": True})

@@ -1,0 +1,142 @@
+from django.contrib import admin, messages
+from django.db.models import Count
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, ngettext
+
+from ticketing.formatting import krw
+
+from . import services
+from .models import InventoryItem, Reservation, ReservationLine, ReservationTransition
+
+
+class ReservationLineInline(admin.TabularInline):
+    model = ReservationLine
+    fields = ["label", "grade_name", "price"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+class ReservationTransitionInline(admin.TabularInline):
+    """The state history: append-only, so read-only here."""
+
+    model = ReservationTransition
+    fields = ["at", "from_status", "to_status", "actor", "reason"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+class EffectiveStatusFilter(admin.SimpleListFilter):
+    """Status as customers see it: a hold past its expiry is expired already."""
+
+    title = gettext_lazy("status")
+    parameter_name = "state"
+
+    def lookups(self, request, model_admin):
+        return Reservation.Status.choices
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if not value:
+            return queryset
+        now = timezone.now()
+        live = list(Reservation.LIVE_HOLD_STATUSES)
+        if value == Reservation.Status.EXPIRED:
+            return queryset.filter(status=value) | queryset.filter(status__in=live, expires_at__lte=now)
+        if value in live:
+            return queryset.filter(status=value, expires_at__gt=now)
+        return queryset.filter(status=value)
+
+
+@admin.register(Reservation)
+class ReservationAdmin(admin.ModelAdmin):
+    list_display = ["code", "user", "performance", "status_now", "places", "total", "expires_at", "created_at"]
+    list_filter = [EffectiveStatusFilter, "performance__event", ("created_at", admin.DateFieldListFilter)]
+    search_fields = ["code", "user__email", "user__name", "lines__label"]
+    list_select_related = ["user", "performance__event"]
+    date_hierarchy = "created_at"
+    readonly_fields = [
+        "code",
+        "user",
+        "performance",
+        "status",
+        "expires_at",
+        "ticket_amount",
+        "fee_amount",
+        "total_amount",
+        "created_at",
+        "confirmed_at",
+        "cancelled_at",
+    ]
+    fields = readonly_fields
+    inlines = [ReservationLineInline, ReservationTransitionInline]
+    actions = ["release_holds"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(_places=Count("lines", distinct=True)).distinct()
+
+    def has_add_permission(self, request):
+        return False  # reservations come from customers' holds
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # they are the sales record
+
+    @admin.display(description=gettext_lazy("status"), ordering="status")
+    def status_now(self, obj):
+        return obj.get_effective_status_display()
+
+    @admin.display(description=gettext_lazy("places"), ordering="_places")
+    def places(self, obj):
+        return obj._places
+
+    @admin.display(description=gettext_lazy("total (KRW)"), ordering="total_amount")
+    def total(self, obj):
+        return krw(obj.total_amount)
+
+    @admin.action(description=gettext_lazy("Release selected holds"), permissions=["change"])
+    def release_holds(self, request, queryset):
+        released = 0
+        for reservation in queryset.filter(status__in=Reservation.LIVE_HOLD_STATUSES):
+            try:
+                services.reservation_release(reservation=reservation, actor=request.user, reason="released by staff")
+                released += 1
+            except services.ReservationError:
+                pass  # expired meanwhile: the service recorded it as expired
+        skipped = queryset.count() - released
+        self.message_user(request, ngettext("Released %d hold.", "Released %d holds.", released) % released)
+        if skipped:
+            self.message_user(
+                request,
+                _("%(count)d were not live holds (confirmed, expired or already released) and were left alone.")
+                % {"count": skipped},
+                messages.WARNING,
+            )
+
+
+@admin.register(InventoryItem)
+class InventoryItemAdmin(admin.ModelAdmin):
+    """Read-only look at the raw inventory; changes go through the seat view."""
+
+    list_display = ["__str__", "performance", "price_grade", "status", "held_until", "reservation"]
+    list_filter = ["status", "performance__event"]
+    search_fields = ["seat__label", "reservation__code"]
+    list_select_related = ["performance__event", "seat", "section", "price_grade", "reservation"]
+    raw_id_fields = ["performance", "reservation"]
+    list_per_page = 100
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

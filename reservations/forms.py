@@ -1,0 +1,79 @@
+from django import forms
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator
+from django.utils.translation import gettext_lazy as _
+
+from events.models import Performance, PriceGrade
+
+from .services import Selection
+
+FORM_EXPIRED = {
+    "required": _("The form was incomplete. Please reload the page and try again."),
+    "max_length": _("The form was incomplete. Please reload the page and try again."),
+}
+
+
+class IdListField(forms.Field):
+    """Several values of one name (`items=12&items=13`), each a positive integer."""
+
+    widget = forms.MultipleHiddenInput
+
+    def to_python(self, value):
+        if not value:
+            return []
+        try:
+            ids = [int(v) for v in value]
+        except (TypeError, ValueError):
+            raise ValidationError(_("The seat selection was damaged. Please reload the page.")) from None
+        if any(i <= 0 for i in ids):
+            raise ValidationError(_("The seat selection was damaged. Please reload the page."))
+        return ids
+
+
+class HoldForm(forms.Form):
+    """Seats picked on the map plus a quantity per standing zone."""
+
+    token = forms.CharField(max_length=64, widget=forms.HiddenInput, error_messages=FORM_EXPIRED)
+    items = IdListField(required=False)
+    change = forms.CharField(max_length=12, required=False, widget=forms.HiddenInput)
+
+    def __init__(self, *args, performance: Performance, standing_zones=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.performance = performance
+        limit = performance.event.ticket_limit
+        self.standing_zones = list(standing_zones)
+        for zone in self.standing_zones:
+            self.fields[f"standing-{zone.pk}"] = forms.IntegerField(
+                label=zone.display_name, min_value=0, max_value=limit, required=False, initial=0
+            )
+
+    def standing_fields(self):
+        return [self[f"standing-{zone.pk}"] for zone in self.standing_zones]
+
+    def selection(self) -> Selection:
+        standing = tuple(
+            (zone.pk, self.cleaned_data.get(f"standing-{zone.pk}") or 0)
+            for zone in self.standing_zones
+            if self.cleaned_data.get(f"standing-{zone.pk}")
+        )
+        return Selection(item_ids=tuple(self.cleaned_data["items"]), standing=standing)
+
+
+class BestAvailableForm(forms.Form):
+    """ "Best available": N adjacent seats in a grade, chosen for the customer."""
+
+    token = forms.CharField(max_length=64, widget=forms.HiddenInput, error_messages=FORM_EXPIRED)
+    grade = forms.ModelChoiceField(label=_("Grade"), queryset=PriceGrade.objects.none(), empty_label=None)
+    quantity = forms.IntegerField(label=_("Seats"), min_value=1, initial=2)
+
+    def __init__(self, *args, performance: Performance, grade_ids=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        grades = PriceGrade.objects.filter(event=performance.event_id)
+        if grade_ids is not None:
+            grades = grades.filter(pk__in=grade_ids)
+        self.fields["grade"].queryset = grades
+        limit = performance.event.ticket_limit
+        self.fields["quantity"].validators.append(
+            MaxValueValidator(limit, _("You can choose at most %(limit_value)s seats."))
+        )
+        self.fields["quantity"].widget.attrs.update({"min": 1, "max": limit})

@@ -1,0 +1,94 @@
+import datetime as dt
+
+import pytest
+from django.contrib.auth.models import Permission
+from django.urls import reverse
+from django.utils import timezone
+
+from events.tests.factories import UserFactory
+from reservations.models import InventoryItem, Reservation
+from reservations.services import reservation_confirm
+from reservations.tests.factories import hold, seat_items
+
+pytestmark = pytest.mark.django_db
+
+A1, A2, A3 = (f"1층 A구역 A열 {n}번" for n in range(1, 4))
+
+
+@pytest.fixture
+def staff(client):
+    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+    return client
+
+
+def seats_url(performance):
+    return reverse("admin:events_performance_seats", args=[performance.pk])
+
+
+def test_seat_view_shows_who_holds_what(staff, performance):
+    alice = UserFactory(email="alice@example.com")
+    held = hold(alice, performance, A1)
+    sold = reservation_confirm(reservation=hold(UserFactory(email="bob@example.com"), performance, A2))
+    hold(UserFactory(email="late@example.com"), performance, A3, now=timezone.now() - dt.timedelta(hours=1))
+    page = staff.get(seats_url(performance)).content.decode()
+    assert f"{A1} · R석 ₩120,000 · held · {held.code} · alice@example.com" in page
+    assert f"{A2} · R석 ₩120,000 · sold · {sold.code} · bob@example.com" in page
+    assert f"{A3} · R석 ₩120,000 · free" in page  # expired hold
+    assert "late@example.com" not in page
+    assert "Free 16 · held 1 · sold 1 · blocked 1" not in page
+    assert "Free 17 · held 1 · sold 1 · blocked 0" in page
+
+
+def test_staff_block_and_unblock_free_seats_only(staff, performance):
+    hold(UserFactory(), performance, A2)
+    a1, a2 = seat_items(performance, A1, A2)
+    response = staff.post(seats_url(performance), {"block": "1", "items": [a1.pk, a2.pk]}, follow=True)
+    assert "Blocked 1 of 2 places" in response.content.decode()
+    assert InventoryItem.objects.get(pk=a1.pk).status == "blocked"
+    assert InventoryItem.objects.get(pk=a2.pk).status == "held"
+    staff.post(seats_url(performance), {"unblock": "1", "items": [a1.pk]})
+    assert InventoryItem.objects.get(pk=a1.pk).status == "available"
+
+
+def test_seat_view_needs_staff_and_change_permission_to_block(client, performance):
+    (a1,) = seat_items(performance, A1)
+    assert client.get(seats_url(performance)).status_code == 302
+    client.force_login(UserFactory())
+    assert client.get(seats_url(performance)).status_code == 302
+    viewer = UserFactory(is_staff=True)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_performance"))
+    client.force_login(viewer)
+    assert client.get(seats_url(performance)).status_code == 200
+    assert client.post(seats_url(performance), {"block": "1", "items": [a1.pk]}).status_code == 403
+    assert InventoryItem.objects.get(pk=a1.pk).status == "available"
+
+
+def test_reservation_admin_lists_filters_and_shows_history(staff, performance):
+    alice = UserFactory(email="alice@example.com")
+    live = hold(alice, performance, A1)
+    expired = hold(alice, performance, A2, now=timezone.now() - dt.timedelta(hours=1))
+    url = reverse("admin:reservations_reservation_changelist")
+    page = staff.get(url, {"state": "expired"}).content.decode()
+    assert expired.code in page and live.code not in page
+    page = staff.get(url, {"state": "held"}).content.decode()
+    assert live.code in page and expired.code not in page
+    assert staff.get(url, {"q": A1}).content.decode().count(live.code) >= 1
+    detail = staff.get(reverse("admin:reservations_reservation_change", args=[live.pk])).content.decode()
+    assert A1 in detail and "alice@example.com" in detail
+
+
+def test_staff_release_a_hold_recording_who(staff, performance):
+    reservation = hold(UserFactory(), performance, A1)
+    confirmed = reservation_confirm(reservation=hold(UserFactory(), performance, A2))
+    response = staff.post(
+        reverse("admin:reservations_reservation_changelist"),
+        {"action": "release_holds", "_selected_action": [reservation.pk, confirmed.pk]},
+        follow=True,
+    )
+    page = response.content.decode()
+    assert "Released 1 hold." in page
+    assert "1 were not live holds" in page
+    reservation.refresh_from_db()
+    assert reservation.status == "released"
+    assert reservation.transitions.last().actor.is_staff
+    assert Reservation.objects.get(pk=confirmed.pk).status == "confirmed"

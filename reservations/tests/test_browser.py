@@ -1,0 +1,79 @@
+"""A customer picks seats on the map (mouse and keyboard), sees the countdown, releases."""
+
+import re
+
+import pytest
+from django.conf import settings
+from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+from django.contrib.sessions.backends.db import SessionStore
+
+from events.tests.factories import UserFactory
+from reservations.models import InventoryItem, Reservation
+from reservations.tests.factories import seat_items
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def sign_in(page, live_server, user):
+    """Give the browser a session for `user`, as signing in would."""
+    store = SessionStore()
+    store[SESSION_KEY] = str(user.pk)
+    store[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+    store[HASH_SESSION_KEY] = user.get_session_auth_hash()
+    store.save()
+    page.context.add_cookies(
+        [{"name": settings.SESSION_COOKIE_NAME, "value": store.session_key, "url": live_server.url}]
+    )
+
+
+def test_pick_seats_see_the_countdown_and_release_them(live_server, page, performance):
+    customer = UserFactory(email="customer@example.com")
+    sign_in(page, live_server, customer)
+    page.goto(live_server.url + performance.get_absolute_url())
+
+    seat_a1, seat_a2 = seat_items(performance, "1층 A구역 A열 1번", "1층 A구역 A열 2번")
+    page.locator(f'circle[data-item="{seat_a1.pk}"]').click()
+    assert page.locator("#selection-count").inner_text() == "1"
+    # Keyboard: the chosen seat has focus; the right arrow moves to A2, Space chooses it.
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("Space")
+    assert page.locator(f'circle[data-item="{seat_a2.pk}"]').get_attribute("aria-checked") == "true"
+    assert page.locator("#selection-count").inner_text() == "2"
+    assert page.locator("#selection-total").inner_text() == "₩240,000"
+    assert "1층 A구역 A열 2번" in page.locator("#selection-list").inner_text()
+    # Choosing again un-chooses.
+    page.locator(f'circle[data-item="{seat_a2.pk}"]').click()
+    assert page.locator("#selection-count").inner_text() == "1"
+    page.locator(f'circle[data-item="{seat_a2.pk}"]').click()
+
+    page.get_by_role("button", name="Hold these seats").click()
+    page.wait_for_url(re.compile(r"/my/bookings/T\w+/$"))
+    reservation = Reservation.objects.get(user=customer)
+    assert page.get_by_role("heading", name="Checkout").is_visible()
+    countdown = page.locator("[data-countdown]")
+    first = countdown.inner_text()
+    assert re.fullmatch(r"(9|10):\d\d", first), first
+    page.wait_for_function(
+        "first => document.querySelector('[data-countdown]').textContent !== first", arg=first, timeout=5000
+    )
+    assert page.get_by_text("₩244,000").is_visible()  # two R seats plus two booking fees
+
+    page.get_by_role("button", name="Release these seats").click()
+    page.wait_for_url(f"**{performance.get_absolute_url()}")
+    assert page.get_by_text("Your seats have been released.").is_visible()
+    reservation.refresh_from_db()
+    assert reservation.status == "released"
+    assert set(InventoryItem.objects.filter(pk__in=[seat_a1.pk, seat_a2.pk]).values_list("status", flat=True)) == {
+        "available"
+    }
+    assert page.locator(f'circle[data-item="{seat_a1.pk}"]').get_attribute("role") == "checkbox"
+
+
+def test_the_limit_is_shown_before_submitting(live_server, page, performance):
+    sign_in(page, live_server, UserFactory())
+    page.goto(live_server.url + performance.get_absolute_url())
+    seats = page.locator("circle[role=checkbox]")
+    for index in range(5):
+        seats.nth(index).click()
+    assert page.locator("#selection-count").inner_text() == "4"
+    assert page.locator("#limit-message").is_visible()

@@ -1,0 +1,246 @@
+import datetime as dt
+import re
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone
+
+from events.models import Performance, PriceGrade
+from events.tests.factories import PerformanceFactory, UserFactory
+from reservations.models import InventoryItem, Reservation
+from reservations.tests.factories import hold, seat_items
+
+pytestmark = pytest.mark.django_db
+
+A1, A2, A3 = (f"1층 A구역 A열 {n}번" for n in range(1, 4))
+
+
+@pytest.fixture
+def alice(db):
+    return UserFactory(email="alice@example.com")
+
+
+@pytest.fixture
+def bob(db):
+    return UserFactory(email="bob@example.com")
+
+
+def hold_url(performance):
+    return reverse("reservations:hold", args=[performance.event.slug, performance.pk])
+
+
+def post_hold(client, performance, *labels, token="t-1", **extra):
+    data = {"token": token, "items": [i.pk for i in seat_items(performance, *labels)], **extra}
+    return client.post(hold_url(performance), data)
+
+
+def test_visitors_are_sent_to_sign_in_and_back(client, performance):
+    page = client.get(performance.get_absolute_url()).content.decode()
+    assert "Sign in to book" in page
+    assert 'role="checkbox"' not in page
+    response = post_hold(client, performance, A1)
+    assert response.status_code == 302
+    assert response.url.startswith(reverse("account_login"))
+    assert response.url.endswith("?next=" + performance.get_absolute_url())
+    assert not Reservation.objects.exists()
+
+
+def test_signed_in_customers_get_a_selectable_map(client, alice, performance):
+    client.force_login(alice)
+    page = client.get(performance.get_absolute_url()).content.decode()
+    assert page.count('role="checkbox"') == 15
+    assert 'id="hold-form"' in page
+    assert 'data-limit="4"' in page
+
+
+def test_holding_seats_leads_to_checkout_with_countdown_and_breakdown(client, alice, performance):
+    client.force_login(alice)
+    response = post_hold(
+        client, performance, A1, A2, **{"standing-" + str(performance.layout.sections.get(kind="standing").pk): 1}
+    )
+    reservation = Reservation.objects.get(user=alice)
+    assert response.status_code == 302
+    assert response.url == reservation.get_absolute_url()
+    page = " ".join(client.get(response.url).content.decode().split())
+    assert "Checkout" in page
+    assert 'data-countdown="' in page
+    assert A1 in page and A2 in page and "1층 스탠딩 (standing)" in page
+    assert "R석 × 2</th><td>₩240,000" in page
+    assert "ST석 × 1</th><td>₩80,000" in page
+    assert "Booking fee (₩2,000 × 3)</th><td>₩6,000" in page
+    assert "<strong>₩326,000</strong>" in page
+
+
+def test_a_seat_taken_a_second_ago_is_named_and_the_map_redrawn(client, alice, bob, performance):
+    hold(bob, performance, A2)
+    client.force_login(alice)
+    response = post_hold(client, performance, A1, A2)
+    page = response.content.decode()
+    assert response.status_code == 409
+    assert f"this seat was just taken by someone else: {A2}" in page
+    (a1, a2) = seat_items(performance, A1, A2)
+    assert re.search(rf'class="seat taken[^"]*"[^>]*data-item="{a2.pk}"', page)
+    assert re.search(rf'class="seat selected"[^>]*data-item="{a1.pk}"[^>]*aria-checked="true"', page)
+    assert not Reservation.objects.filter(user=alice).exists()
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"items": ["abc"]}, "The seat selection was damaged"),
+        ({"items": ["-3"]}, "The seat selection was damaged"),
+        ({}, "Choose at least one seat"),
+        ({"token": ""}, "The form was incomplete"),
+    ],
+)
+def test_tampered_or_empty_forms_change_nothing(client, alice, performance, data, message):
+    client.force_login(alice)
+    response = client.post(hold_url(performance), {"token": "t", **data})
+    assert response.status_code == 400
+    assert message in response.content.decode()
+    assert not Reservation.objects.exists()
+
+
+def test_duplicated_and_foreign_seat_ids_are_refused(client, alice, performance):
+    client.force_login(alice)
+    (a1,) = seat_items(performance, A1)
+    response = client.post(hold_url(performance), {"token": "t", "items": [a1.pk, a1.pk]})
+    assert response.status_code == 400 and "sent twice" in response.content.decode()
+    other = PerformanceFactory(event=performance.event, layout=performance.layout)
+    (foreign,) = seat_items(other, A1)
+    response = client.post(hold_url(performance), {"token": "t", "items": [foreign.pk]})
+    assert response.status_code == 400 and "not part of this performance" in response.content.decode()
+    assert not Reservation.objects.exists()
+
+
+def test_more_than_the_limit_is_refused(client, alice, performance):
+    client.force_login(alice)
+    zone = performance.layout.sections.get(kind="standing")
+    response = client.post(hold_url(performance), {"token": "t", f"standing-{zone.pk}": 5})
+    assert response.status_code == 400
+    assert "less than or equal to 4" in response.content.decode()
+    labels = [f"1층 A구역 B열 {n}번" for n in range(1, 6)]
+    response = post_hold(client, performance, *labels)
+    assert "at most 4 tickets" in response.content.decode()
+    assert not Reservation.objects.exists()
+
+
+def test_a_double_submitted_form_holds_once(client, alice, performance):
+    client.force_login(alice)
+    first = post_hold(client, performance, A1, token="same")
+    second = post_hold(client, performance, A1, token="same")
+    assert first.url == second.url
+    assert Reservation.objects.count() == 1
+
+
+def test_closed_sales_are_explained(client, alice, performance):
+    Performance.objects.filter(pk=performance.pk).update(status=Performance.Status.CLOSED)
+    client.force_login(alice)
+    page = client.get(performance.get_absolute_url()).content.decode()
+    assert 'id="hold-form"' not in page
+    response = post_hold(client, performance, A1)
+    assert response.status_code == 400
+    assert "Sales for this performance have closed." in response.content.decode()
+
+
+def test_best_available(client, alice, performance):
+    client.force_login(alice)
+    grade = PriceGrade.objects.get(event=performance.event, code="R")
+    response = client.post(hold_url(performance), {"mode": "best", "token": "b", "grade": grade.pk, "quantity": 2})
+    reservation = Reservation.objects.get(user=alice)
+    assert response.url == reservation.get_absolute_url()
+    assert [line.grade_code for line in reservation.lines.all()] == ["R", "R"]
+    response = client.post(hold_url(performance), {"mode": "best", "token": "c", "grade": grade.pk, "quantity": 9})
+    assert response.status_code == 400 and "at most 4 seats" in response.content.decode()
+
+
+def test_checkout_is_the_owners_only(client, alice, bob, performance):
+    reservation = hold(alice, performance, A1)
+    url = reservation.get_absolute_url()
+    assert client.get(url).status_code == 302  # anonymous: to sign in
+    client.force_login(bob)
+    assert client.get(url).status_code == 404
+    client.force_login(alice)
+    assert client.get(url).status_code == 200
+
+
+def test_release_is_the_owners_only(client, alice, bob, performance):
+    reservation = hold(alice, performance, A1)
+    url = reverse("reservations:release", args=[reservation.code])
+    assert client.post(url).status_code == 302
+    reservation.refresh_from_db()
+    assert reservation.status == "held"
+    client.force_login(bob)
+    assert client.post(url).status_code == 404
+    client.force_login(alice)
+    assert client.get(url).status_code == 405
+    response = client.post(url, follow=True)
+    assert "Your seats have been released." in response.content.decode()
+    reservation.refresh_from_db()
+    assert reservation.status == "released"
+    assert InventoryItem.objects.get(performance=performance, seat__label=A1).status == "available"
+
+
+def test_releasing_an_expired_hold_says_it_had_expired(client, alice, performance):
+    reservation = hold(alice, performance, A1, now=timezone.now() - dt.timedelta(hours=1))
+    client.force_login(alice)
+    page = client.get(reservation.get_absolute_url()).content.decode()
+    assert "This hold expired" in page
+    response = client.post(reverse("reservations:release", args=[reservation.code]), follow=True)
+    assert "already expired" in response.content.decode()
+
+
+def test_changing_seats_from_checkout(client, alice, performance):
+    reservation = hold(alice, performance, A1)
+    client.force_login(alice)
+    page = client.get(performance.get_absolute_url() + f"?change={reservation.code}").content.decode()
+    (a1,) = seat_items(performance, A1)
+    assert re.search(rf'class="seat selected"[^>]*data-item="{a1.pk}"', page)
+    assert "Change to these seats" in page
+    response = post_hold(client, performance, A2, A3, token="new", change=reservation.code)
+    reservation.refresh_from_db()
+    assert reservation.status == "released"
+    new = Reservation.objects.get(user=alice, status="held")
+    assert response.url == new.get_absolute_url()
+    assert sorted(line.label for line in new.lines.all()) == [A2, A3]
+
+
+def test_someone_elses_booking_cannot_be_changed(client, alice, bob, performance):
+    bobs = hold(bob, performance, A1)
+    client.force_login(alice)
+    page = client.get(performance.get_absolute_url() + f"?change={bobs.code}").content.decode()
+    assert "You are changing the seats" not in page
+    response = post_hold(client, performance, A2, change=bobs.code)
+    assert response.status_code == 400 and "cannot be changed here" in response.content.decode()
+    bobs.refresh_from_db()
+    assert bobs.status == "held"
+
+
+def test_my_bookings_lists_mine_only(client, alice, bob, performance):
+    mine = hold(alice, performance, A1)
+    theirs = hold(bob, performance, A2)
+    expired = hold(alice, performance, A3, now=timezone.now() - dt.timedelta(hours=1))
+    client.force_login(alice)
+    page = client.get(reverse("reservations:list")).content.decode()
+    upcoming, past = page.split('id="past-title"')
+    assert mine.code in upcoming
+    assert expired.code in past and "Expired" in past
+    assert theirs.code not in page
+    client.logout()
+    assert client.get(reverse("reservations:list")).status_code == 302
+
+
+def test_seat_map_queries_stay_constant_for_customers(client, alice, performance):
+    client.force_login(alice)
+    with CaptureQueriesContext(connection) as small:
+        client.get(performance.get_absolute_url())
+    big = PerformanceFactory(
+        event=performance.event,
+        layout=performance.layout,
+    )
+    hold(alice, big, A1)
+    with CaptureQueriesContext(connection) as again:
+        client.get(big.get_absolute_url())
+    assert len(again.captured_queries) == len(small.captured_queries)

@@ -1,0 +1,157 @@
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import redirect_to_login
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST, require_safe
+
+from events.models import Event, Performance
+from events.views import render_performance_page
+
+from . import services
+from .forms import BestAvailableForm, HoldForm
+from .models import Reservation
+
+
+def _own_reservation(request, code) -> Reservation:
+    """The signed-in customer's reservation; anyone else's is a 404."""
+    return get_object_or_404(
+        Reservation.objects.select_related("performance__event__venue", "performance__layout"),
+        code=code,
+        user=request.user,
+    )
+
+
+@require_POST
+def hold(request, slug, pk):
+    performance = get_object_or_404(
+        Performance.objects.select_related("event__venue", "layout"),
+        pk=pk,
+        event__slug=slug,
+        event__status=Event.Status.PUBLISHED,
+    )
+    if not request.user.is_authenticated:
+        # Back to the seat map after signing in: this POST cannot be replayed as a GET.
+        return redirect_to_login(performance.get_absolute_url())
+    standing_zones = list(performance.layout.sections.filter(kind="standing").order_by("position", "id"))
+    hold_form = best_form = None
+    selected: frozenset[int] = frozenset()
+    change = None
+    if request.POST.get("mode") == "best":
+        form = best_form = BestAvailableForm(request.POST, performance=performance)
+    else:
+        form = hold_form = HoldForm(request.POST, performance=performance, standing_zones=standing_zones)
+    status = 400
+    error = _("Please correct the errors below.")
+    if form.is_valid():
+        try:
+            if best_form:
+                reservation = services.reservation_hold_best_available(
+                    user=request.user,
+                    performance=performance,
+                    grade=form.cleaned_data["grade"],
+                    quantity=form.cleaned_data["quantity"],
+                    request_token=form.cleaned_data["token"],
+                )
+            else:
+                if form.cleaned_data["change"]:
+                    change = Reservation.objects.filter(code=form.cleaned_data["change"], user=request.user).first()
+                    if change is None:
+                        raise services.ReservationError(_("That booking cannot be changed here."))
+                reservation = services.reservation_hold(
+                    user=request.user,
+                    performance=performance,
+                    selection=form.selection(),
+                    request_token=form.cleaned_data["token"],
+                    replace=change,
+                )
+        except services.SeatsTaken as exc:
+            status, error = 409, exc.message
+            # Keep the rest of the customer's choice ticked on the redrawn map.
+            selected = frozenset(form.cleaned_data.get("items", ())) - _item_ids(performance, exc.labels)
+        except services.ReservationError as exc:
+            status, error = 400, exc.message
+            selected = frozenset(form.cleaned_data.get("items", ()))
+        else:
+            return redirect("reservations:detail", code=reservation.code)
+    if change is not None and (change.status != Reservation.Status.HELD or change.is_expired()):
+        change = None
+    # Forms with field errors are shown again with them; otherwise the page gets fresh
+    # forms (a new token) with the rest of the customer's choice still ticked.
+    return render_performance_page(
+        request,
+        performance,
+        change=change,
+        hold_form=hold_form if hold_form is not None and hold_form.errors else None,
+        best_form=best_form if best_form is not None and best_form.errors else None,
+        error=error,
+        selected=selected,
+        status=status,
+    )
+
+
+def _item_ids(performance, labels) -> frozenset[int]:
+    return frozenset(performance.inventory.filter(seat__label__in=labels).values_list("pk", flat=True))
+
+
+@login_required
+@require_safe
+def detail(request, code):
+    """The checkout page while held (countdown, price breakdown), the booking after."""
+    reservation = _own_reservation(request, code)
+    lines = list(reservation.lines.all())
+    breakdown: dict[str, dict] = {}
+    for line in lines:
+        row = breakdown.setdefault(line.grade_code, {"name": line.grade_name, "price": line.price, "count": 0})
+        row["count"] += 1
+    for row in breakdown.values():
+        row["subtotal"] = row["price"] * row["count"]
+    now = timezone.now()
+    return render(
+        request,
+        "reservations/detail.html",
+        {
+            "reservation": reservation,
+            "performance": reservation.performance,
+            "event": reservation.performance.event,
+            "lines": lines,
+            "breakdown": list(breakdown.values()),
+            "status": reservation.effective_status(now),
+            "seconds_left": reservation.seconds_left(now),
+            "fee_per_ticket": reservation.fee_amount // len(lines) if lines else 0,
+        },
+    )
+
+
+@login_required
+@require_POST
+def release(request, code):
+    reservation = _own_reservation(request, code)
+    performance = reservation.performance
+    try:
+        services.reservation_release(reservation=reservation, actor=request.user, reason="released by customer")
+    except services.ReservationError as exc:
+        messages.info(request, exc.message)
+    else:
+        messages.success(request, _("Your seats have been released."))
+    return redirect(performance.get_absolute_url())
+
+
+@login_required
+@require_safe
+def booking_list(request):
+    now = timezone.now()
+    reservations = list(
+        Reservation.objects.filter(user=request.user)
+        .select_related("performance__event__venue")
+        .prefetch_related("lines")
+        .order_by("performance__starts_at", "-created_at")[:200]
+    )
+    current, past = [], []
+    for reservation in reservations:
+        reservation.status_now = reservation.effective_status(now)
+        live = reservation.status_now in ("held", "pending_payment", "confirmed")
+        (current if live and reservation.performance.starts_at > now else past).append(reservation)
+    past.sort(key=lambda r: r.performance.starts_at, reverse=True)
+    return render(request, "reservations/list.html", {"current": current, "past": past})

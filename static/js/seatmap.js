@@ -1,0 +1,146 @@
+// Seat selection on the server-drawn SVG map: click, or keyboard (a roving tabindex:
+// Tab enters the map, arrow keys move to the nearest seat that way, Space/Enter
+// chooses). The server re-checks everything; this only builds the form.
+(function () {
+  "use strict";
+  // The customer's hold form, or the staff seat form (no limit, no prices).
+  var form = document.querySelector("form[data-seat-form]");
+  var svg = document.querySelector("svg.seatmap");
+  if (!form || !svg) return;
+  var pricesEl = document.getElementById("grade-prices");
+  var grades = pricesEl ? JSON.parse(pricesEl.textContent) : {};
+  var limit = form.dataset.limit ? parseInt(form.dataset.limit, 10) : Infinity;
+  var inputs = document.getElementById("selected-inputs");
+  var list = document.getElementById("selection-list");
+  var countEl = document.getElementById("selection-count");
+  var totalEl = document.getElementById("selection-total");
+  var limitMessage = document.getElementById("limit-message");
+  var seats = Array.prototype.slice.call(svg.querySelectorAll("circle[role=checkbox]"));
+  var lang = document.documentElement.lang || "ko";
+  var won = function (n) {
+    var s = n.toLocaleString("en-US");
+    return lang.indexOf("ko") === 0 ? s + "원" : "₩" + s;
+  };
+  var labelOf = function (seat) {
+    var title = seat.querySelector("title");
+    return title ? title.textContent.split(" · ")[0] : "";
+  };
+
+  function standingCount() {
+    var total = 0, price = 0;
+    form.querySelectorAll("input[data-zone-grade]").forEach(function (input) {
+      var q = Math.max(0, parseInt(input.value, 10) || 0);
+      total += q;
+      var grade = grades[input.dataset.zoneGrade];
+      if (grade) price += q * grade.price;
+    });
+    return { count: total, price: price };
+  }
+
+  function selectedSeats() {
+    return seats.filter(function (s) { return s.getAttribute("aria-checked") === "true"; });
+  }
+
+  function refresh() {
+    var chosen = selectedSeats();
+    inputs.innerHTML = "";
+    if (list) list.innerHTML = "";
+    var price = 0;
+    chosen.forEach(function (seat) {
+      var input = document.createElement("input");
+      input.type = "hidden";
+      input.name = "items";
+      input.value = seat.dataset.item;
+      inputs.appendChild(input);
+      var grade = grades[seat.dataset.grade];
+      price += grade ? grade.price : 0;
+      if (list) {
+        var li = document.createElement("li");
+        li.textContent = labelOf(seat) + " · " + (grade ? grade.name + " " + won(grade.price) : "");
+        list.appendChild(li);
+      }
+    });
+    if (list && !chosen.length) {
+      var li = document.createElement("li");
+      li.className = "muted";
+      li.textContent = list.dataset.empty || "";
+      list.appendChild(li);
+    }
+    var standing = standingCount();
+    var count = chosen.length + standing.count;
+    if (countEl) countEl.textContent = count;
+    if (totalEl) totalEl.textContent = won(price + standing.price);
+    if (limitMessage) limitMessage.hidden = count <= limit;
+    return count;
+  }
+
+  function toggle(seat) {
+    var on = seat.getAttribute("aria-checked") === "true";
+    if (!on && selectedSeats().length + standingCount().count >= limit) {
+      if (limitMessage) limitMessage.hidden = false;
+      return;
+    }
+    seat.setAttribute("aria-checked", on ? "false" : "true");
+    seat.classList.toggle("selected", !on);
+    refresh();
+  }
+
+  function focusSeat(seat) {
+    seats.forEach(function (s) { s.setAttribute("tabindex", "-1"); });
+    seat.setAttribute("tabindex", "0");
+    seat.focus();
+  }
+
+  // The nearest seat in a direction: mostly along that axis, a little across it.
+  function neighbour(seat, dx, dy) {
+    var x = +seat.getAttribute("cx"), y = +seat.getAttribute("cy");
+    var best = null, bestScore = Infinity;
+    seats.forEach(function (other) {
+      if (other === seat) return;
+      var ox = +other.getAttribute("cx") - x, oy = +other.getAttribute("cy") - y;
+      var along = ox * dx + oy * dy;
+      if (along <= 0) return;
+      var across = Math.abs(ox * dy) + Math.abs(oy * dx);
+      var score = along + across * 3;
+      if (score < bestScore) { bestScore = score; best = other; }
+    });
+    return best;
+  }
+
+  var keys = { ArrowLeft: [-1, 0], ArrowRight: [1, 0], ArrowUp: [0, -1], ArrowDown: [0, 1] };
+  svg.addEventListener("click", function (event) {
+    var seat = event.target.closest("circle[role=checkbox]");
+    if (seat) { toggle(seat); focusSeat(seat); }
+  });
+  svg.addEventListener("keydown", function (event) {
+    var seat = event.target.closest("circle[role=checkbox]");
+    if (!seat) return;
+    if (event.key === " " || event.key === "Enter") {
+      event.preventDefault();
+      toggle(seat);
+    } else if (keys[event.key]) {
+      event.preventDefault();
+      var next = neighbour(seat, keys[event.key][0], keys[event.key][1]);
+      if (next) focusSeat(next);
+    }
+  });
+  form.querySelectorAll("input[data-zone-grade]").forEach(function (input) {
+    input.addEventListener("input", refresh);
+  });
+  form.addEventListener("submit", function (event) {
+    if (refresh() > limit) { event.preventDefault(); if (limitMessage) limitMessage.hidden = false; return; }
+    // One click, one hold: the server would also treat a resubmission as the same hold.
+    var button = document.getElementById("hold-button");
+    if (!button) return;
+    if (button.dataset.sent) { event.preventDefault(); return; }
+    button.dataset.sent = "1";
+  });
+
+  if (list) {
+    var empty = document.getElementById("selection-empty");
+    list.dataset.empty = empty ? empty.textContent : "";
+  }
+  var first = selectedSeats()[0] || seats[0];
+  if (first) first.setAttribute("tabindex", "0");
+  refresh();
+})();
