@@ -320,9 +320,10 @@ class PerformanceAdmin(admin.ModelAdmin):
         "blocked",
         "seats_link",
     ]
+    # Date filters, not date_hierarchy: the hierarchy makes MariaDB convert time zones
+    # itself (CONVERT_TZ), which needs its time zone tables loaded; ranges do not.
     list_filter = ["status", "event__category", "event", ("starts_at", admin.DateFieldListFilter)]
     search_fields = ["event__title", "event__venue__name"]
-    date_hierarchy = "starts_at"
     list_select_related = ["event"]
     autocomplete_fields = ["event"]
     actions = ["open_sales", "close_sales", "duplicate"]

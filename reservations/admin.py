@@ -62,7 +62,6 @@ class ReservationAdmin(admin.ModelAdmin):
     list_filter = [EffectiveStatusFilter, "performance__event", ("created_at", admin.DateFieldListFilter)]
     search_fields = ["code", "user__email", "user__name", "lines__label"]
     list_select_related = ["user", "performance__event"]
-    date_hierarchy = "created_at"
     readonly_fields = [
         "code",
         "user",
