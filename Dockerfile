@@ -11,8 +11,10 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /build
-COPY requirements.txt requirements-mysql.txt ./
-RUN pip wheel --no-cache-dir --wheel-dir /wheels -r requirements.txt -r requirements-mysql.txt
+COPY requirements.txt requirements-mysql.txt requirements-nodeps.txt ./
+# requirements-nodeps.txt: iamport-rest-client without its pin of an old, vulnerable requests.
+RUN pip wheel --no-cache-dir --wheel-dir /wheels -r requirements.txt -r requirements-mysql.txt \
+ && pip wheel --no-cache-dir --no-deps --wheel-dir /wheels -r requirements-nodeps.txt
 
 # ---- runtime: no compiler, only the MariaDB client library mysqlclient links to ------
 FROM python:3.11-slim-bookworm
@@ -34,14 +36,15 @@ RUN apt-get update \
       --shell /usr/sbin/nologin app
 
 WORKDIR /app
-COPY requirements.txt requirements-mysql.txt ./
+COPY requirements.txt requirements-mysql.txt requirements-nodeps.txt ./
 # Wheels are bind-mounted from the builder, so they never become a layer of this image.
 RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
-    pip install --no-index --find-links=/wheels -r requirements.txt -r requirements-mysql.txt
+    pip install --no-index --find-links=/wheels -r requirements.txt -r requirements-mysql.txt \
+ && pip install --no-index --no-deps --find-links=/wheels -r requirements-nodeps.txt
 
 COPY . .
 # Build-time only: DEBUG=0 selects the hashed/compressed whitenoise storage, and
-# settings refuse DEBUG=0 without SECRET_KEY/ALLOWED_HOSTS. These values are not
+# settings refuse DEBUG=0 without SECRET_KEY/ALLOWED_HOSTS/IAMPORT_API_*. These values are not
 # kept in the image; real ones come from the environment at run time.
 # pybabel skips (exit 0) a catalog whose header is "#, fuzzy", so check every .po got a .mo.
 # Code and static files stay root-owned (read-only to the app); only media is writable.
@@ -49,7 +52,7 @@ RUN pybabel compile -d locale -D django \
  && for po in locale/*/LC_MESSAGES/django.po; do \
       test -f "${po%.po}.mo" || { echo "not compiled: $po" >&2; exit 1; }; \
     done \
- && DEBUG=0 SECRET_KEY=build-only ALLOWED_HOSTS=localhost \
+ && DEBUG=0 SECRET_KEY=build-only ALLOWED_HOSTS=localhost IAMPORT_API_KEY=build-only IAMPORT_API_SECRET=build-only \
       python manage.py collectstatic --noinput \
  && install -d -o app -g app /app/media \
  && chmod 0755 docker/entrypoint.sh

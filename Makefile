@@ -5,6 +5,7 @@ BIN := $(VENV)/bin
 PY := $(BIN)/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
+FAKE_IAMPORT_PORT ?= 8765
 
 .PHONY: run test lint format messages migrate seed check-deploy system-deps clean help
 
@@ -18,13 +19,17 @@ $(BIN)/activate:
 	$(PY) -m pip install --quiet --upgrade pip==25.3
 
 # Runtime packages: enough for `make run` (SQLite, no compiler needed).
-$(VENV)/.runtime: requirements.txt | $(BIN)/activate
+# requirements-nodeps.txt holds iamport-rest-client, whose exact pin of an old,
+# vulnerable requests must not be honoured: it runs on the requests we pin.
+$(VENV)/.runtime: requirements.txt requirements-nodeps.txt | $(BIN)/activate
 	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps -r requirements-nodeps.txt
 	touch $@
 
 # Test packages include mysqlclient, which compiles against libmariadb-dev.
-$(VENV)/.dev: requirements.txt requirements-mysql.txt requirements-dev.txt | $(BIN)/activate system-deps
+$(VENV)/.dev: requirements.txt requirements-nodeps.txt requirements-mysql.txt requirements-dev.txt | $(BIN)/activate system-deps
 	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PY) -m pip install --quiet --no-deps -r requirements-nodeps.txt
 	touch $@ $(VENV)/.runtime
 
 # mysqlclient needs Debian's libmariadb-dev and pkg-config to build; the browser
@@ -53,10 +58,14 @@ migrate: $(VENV)/.runtime
 seed: migrate
 	$(PY) manage.py seed_demo
 
+# The fake I'mport server (payments/fake_iamport) runs beside the site and stops with it.
 run: messages seed
 	@echo ""
 	@echo "  Ticketing is starting at http://$(HOST):$(PORT)/  (staff admin: http://$(HOST):$(PORT)/admin/)"
+	@echo "  Fake I'mport (payments) console: http://127.0.0.1:$(FAKE_IAMPORT_PORT)/__fake__/"
 	@echo ""
+	@$(PY) -m payments.fake_iamport --host 127.0.0.1 --port $(FAKE_IAMPORT_PORT) & fake=$$!; \
+	trap 'kill $$fake 2>/dev/null' EXIT INT TERM; \
 	$(PY) manage.py runserver $(HOST):$(PORT)
 
 lint: $(VENV)/.dev
@@ -70,7 +79,8 @@ format: $(VENV)/.dev
 # Production settings must pass Django's deployment checks without a warning.
 check-deploy: $(VENV)/.runtime
 	DEBUG=0 SECRET_KEY=check-deploy-only-$$(date +%s)-a-long-random-looking-value-0123456789 \
-	  ALLOWED_HOSTS=tickets.example.com $(PY) manage.py check --deploy --fail-level WARNING
+	  ALLOWED_HOSTS=tickets.example.com IAMPORT_API_KEY=check-deploy IAMPORT_API_SECRET=check-deploy \
+	  $(PY) manage.py check --deploy --fail-level WARNING
 
 test: $(VENV)/.dev messages lint check-deploy
 	$(PY) manage.py makemigrations --check --dry-run

@@ -4,6 +4,8 @@ import os
 
 import pytest
 
+pytest_plugins = ["payments.testing"]  # fake_iamport_server, fake_iamport
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -13,6 +15,22 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
+
+
+@pytest.fixture(autouse=True)
+def _eager_celery_unless_a_worker_is_wanted(request):
+    """Tasks run in-process in tests, as in the embedded default, even when REDIS_URL
+    is set (CI's MariaDB + Redis run); tests of the real worker opt out."""
+    from ticketing.celery import app
+
+    if request.node.get_closest_marker("celery_worker"):
+        yield
+        return
+    # The app reads Django settings under the CELERY_ namespace, so keys carry it.
+    previous = app.conf.task_always_eager
+    app.conf.update(CELERY_TASK_ALWAYS_EAGER=True)
+    yield
+    app.conf.update(CELERY_TASK_ALWAYS_EAGER=previous)
 
 
 @pytest.fixture(autouse=True)

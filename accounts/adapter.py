@@ -2,8 +2,11 @@
 
 from allauth.account.adapter import DefaultAccountAdapter
 from allauth.socialaccount.adapter import DefaultSocialAccountAdapter
+from django.conf import settings
+from django.utils import translation
 from django.utils.translation import gettext as _
 
+from .language import language_activate, language_apply
 from .models import User
 
 NAME_MAX_LENGTH = User._meta.get_field("name").max_length
@@ -32,6 +35,24 @@ class AccountAdapter(DefaultAccountAdapter):
     def format_email_subject(self, subject: str) -> str:
         # allauth prefixes the host name ("[tickets.example.com] ..."); customers know our name.
         return f"[{_('Ticketing')}] {subject}"
+
+    def new_user(self, request):
+        # Email and social sign-ups both come through here. The language the visitor
+        # was browsing in is their preference until they choose another, so signing
+        # in later does not switch an English-speaking customer to Korean.
+        user = super().new_user(request)
+        language = translation.get_language()
+        if language in dict(settings.LANGUAGES):
+            user.preferred_language = language
+        return user
+
+    def post_login(self, request, user, **kwargs):
+        # Every allauth sign-in (password, email confirmation, Kakao/Naver/Google)
+        # ends here. Activate first so the "signed in" message is in their language.
+        language_activate(user.preferred_language)
+        response = super().post_login(request, user, **kwargs)
+        language_apply(response=response, language=user.preferred_language)
+        return response
 
 
 class SocialAccountAdapter(DefaultSocialAccountAdapter):

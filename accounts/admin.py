@@ -11,13 +11,33 @@ class UserAdmin(DjangoUserAdmin):
     form = UserChangeForm
     add_form = UserCreationForm
     ordering = ["email"]
-    list_display = ["email", "name", "is_staff", "is_active", "date_joined"]
-    list_filter = ["is_staff", "is_superuser", "is_active"]
-    search_fields = ["email", "name"]
+    list_display = [
+        "email",
+        "name",
+        "phone",
+        "preferred_language",
+        "marketing_consent",
+        "is_staff",
+        "is_active",
+        "date_joined",
+    ]
+    list_filter = [
+        "is_staff",
+        "is_superuser",
+        "is_active",
+        "preferred_language",
+        "marketing_consent",
+        ("deleted_at", admin.EmptyFieldListFilter),
+    ]
+    search_fields = ["email", "name", "phone"]
     fieldsets = [
         (None, {"fields": ["email", "password"]}),
-        (_("Personal info"), {"fields": ["name"]}),
+        (_("Personal info"), {"fields": ["name", "phone", "preferred_language"]}),
+        (_("Marketing"), {"fields": ["marketing_consent", "marketing_consent_at"]}),
         (_("Permissions"), {"fields": ["is_active", "is_staff", "is_superuser", "groups", "user_permissions"]}),
-        (_("Important dates"), {"fields": ["last_login", "date_joined"]}),
+        (_("Important dates"), {"fields": ["last_login", "date_joined", "deleted_at"]}),
     ]
+    # Consent is the customer's own act, recorded with its time on the profile page;
+    # staff see it but cannot give it for them. Deletion runs through the service.
+    readonly_fields = ["marketing_consent", "marketing_consent_at", "deleted_at"]
     add_fieldsets = [(None, {"classes": ["wide"], "fields": ["email", "name", "password1", "password2"]})]

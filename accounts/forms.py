@@ -1,8 +1,39 @@
 from allauth.account import forms as allauth_forms
+from django import forms
+from django.conf import settings
 from django.contrib.auth import forms as auth_forms
+from django.core.exceptions import ValidationError
+from django.utils.translation import get_language_info
 from django.utils.translation import gettext_lazy as _
 
 from .models import User
+from .phone import phone_display, phone_normalize
+
+NAME_MAX_LENGTH = User._meta.get_field("name").max_length
+
+
+class PhoneNumberField(forms.CharField):
+    """Takes a number as people type it ("010-1234-5678") and cleans it to E.164."""
+
+    widget = forms.TextInput(attrs={"type": "tel", "autocomplete": "tel", "inputmode": "tel"})
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("max_length", 32)  # room for spaces, dashes and brackets
+        kwargs.setdefault("required", False)
+        super().__init__(**kwargs)
+
+    def to_python(self, value):
+        return phone_normalize(super().to_python(value))
+
+    def prepare_value(self, value):
+        # Stored numbers are shown the way they are typed; what the customer just
+        # typed (perhaps wrong) is shown back unchanged.
+        if isinstance(value, str) and value.startswith("+"):
+            try:
+                return phone_display(phone_normalize(value))
+            except ValidationError:
+                return value
+        return value
 
 
 class UserCreationForm(auth_forms.UserCreationForm):
@@ -15,6 +46,7 @@ class UserChangeForm(auth_forms.UserChangeForm):
     class Meta:
         model = User
         fields = "__all__"
+        field_classes = {"phone": PhoneNumberField}
 
 
 class LoginForm(allauth_forms.LoginForm):
@@ -25,3 +57,72 @@ class LoginForm(allauth_forms.LoginForm):
         if "remember" in self.fields:
             # allauth's Korean catalogue says "save my ID", a different feature.
             self.fields["remember"].label = _("Keep me signed in")
+
+
+def _language_choices():
+    # Each language in its own name, as the header's switcher shows them.
+    return [(code, get_language_info(code)["name_local"]) for code, _name in settings.LANGUAGES]
+
+
+class ProfileForm(forms.Form):
+    """What a customer may change about themselves. A plain form, not a ModelForm:
+    a ModelForm would copy invalid input onto request.user while validating."""
+
+    name = forms.CharField(label=_("Name"), max_length=NAME_MAX_LENGTH, required=False)
+    phone = PhoneNumberField(
+        label=_("Phone number"),
+        help_text=_("For questions about your bookings. Numbers abroad start with + and the country code."),
+    )
+    preferred_language = forms.ChoiceField(label=_("Language"), choices=_language_choices)
+    marketing_consent = forms.BooleanField(
+        label=_("Email me about new shows, presales and offers"),
+        required=False,
+        help_text=_("Optional. You can turn this off here at any time."),
+    )
+
+    @classmethod
+    def for_user(cls, user: User, data=None) -> "ProfileForm":
+        initial = {
+            "name": user.name,
+            "phone": user.phone,
+            "preferred_language": user.preferred_language,
+            "marketing_consent": user.marketing_consent,
+        }
+        return cls(data, initial=initial)
+
+
+class AccountDeleteForm(forms.Form):
+    """Proof that the person at the keyboard owns the account: the password, or,
+    for an account that only signs in through Kakao/Naver/Google, its email address."""
+
+    password = forms.CharField(
+        label=_("Current password"),
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
+    )
+    email = forms.EmailField(label=_("Your email address"), widget=forms.EmailInput(attrs={"autocomplete": "off"}))
+    confirm = forms.BooleanField(
+        label=_("I understand that my account cannot be restored."),
+        error_messages={"required": _("Tick the box to confirm.")},
+    )
+
+    def __init__(self, *args, user: User, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.user = user
+        if user.has_usable_password():
+            del self.fields["email"]
+        else:
+            del self.fields["password"]
+            self.fields["email"].help_text = _("Type the address you sign in with, to confirm.")
+
+    def clean_password(self):
+        password = self.cleaned_data["password"]
+        if not self.user.check_password(password):
+            raise ValidationError(_("The password is not correct."), code="wrong_password")
+        return password
+
+    def clean_email(self):
+        email = self.cleaned_data["email"]
+        if email.strip().casefold() != self.user.email.casefold():
+            raise ValidationError(_("This is not the address of your account."), code="wrong_email")
+        return email

@@ -1,7 +1,11 @@
+from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.contrib.auth.models import UserManager as DjangoUserManager
 from django.db import models
+from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
+
+from .phone import E164_MAX_LENGTH, phone_display, validate_e164
 
 
 class UserManager(DjangoUserManager):
@@ -38,6 +42,18 @@ class User(AbstractUser):
     last_name = None
     email = models.EmailField(_("email address"), unique=True)
     name = models.CharField(_("name"), max_length=100, blank=True)
+    # E.164 ("+821012345678"); accounts.phone turns what people type into this.
+    phone = models.CharField(_("phone number"), max_length=E164_MAX_LENGTH, blank=True, validators=[validate_e164])
+    preferred_language = models.CharField(
+        _("preferred language"), max_length=8, choices=settings.LANGUAGES, default="ko"
+    )
+    # Opt-in only (정보통신망법 제50조): off until the customer ticks it, and we keep
+    # when they did. accounts.services.user_update_profile keeps the pair consistent.
+    marketing_consent = models.BooleanField(_("marketing emails"), default=False)
+    marketing_consent_at = models.DateTimeField(_("marketing consent given"), null=True, blank=True)
+    # Deleted accounts keep their row (bookings point at it, PROTECT) with the
+    # personal data erased; see accounts.services.user_delete.
+    deleted_at = models.DateTimeField(_("account deleted"), null=True, blank=True)
 
     USERNAME_FIELD = "email"
     REQUIRED_FIELDS: list[str] = []
@@ -47,6 +63,13 @@ class User(AbstractUser):
     class Meta:
         verbose_name = _("user")
         verbose_name_plural = _("users")
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(marketing_consent=True, marketing_consent_at__isnull=False)
+                | Q(marketing_consent=False, marketing_consent_at__isnull=True),
+                name="user_marketing_consent_has_timestamp",
+            ),
+        ]
 
     def __str__(self):
         return self.email
@@ -56,3 +79,7 @@ class User(AbstractUser):
 
     def get_short_name(self):
         return self.name or self.email.split("@")[0]
+
+    @property
+    def phone_display(self) -> str:
+        return phone_display(self.phone)

@@ -476,7 +476,23 @@ def reservation_await_payment(*, reservation: Reservation, until: dt.datetime | 
     if until is not None and until > reservation.expires_at:
         fields["expires_at"] = until
         InventoryItem.objects.filter(reservation=reservation, status=InventoryItem.Status.HELD).update(held_until=until)
+    if reservation.status == Status.PENDING_PAYMENT:
+        # Already paying (e.g. the virtual account was just issued): only the deadline moves.
+        if fields:
+            Reservation.objects.filter(pk=reservation.pk).update(updated_at=now, **fields)
+            reservation.expires_at = until
+        return reservation
     _transition(reservation, Status.PENDING_PAYMENT, now=now, **fields)
+    return reservation
+
+
+@transaction.atomic
+def reservation_resume_hold(*, reservation: Reservation, reason: str = "", now=None) -> Reservation:
+    """A payment attempt failed: back to held, so the customer can try again while the hold lasts."""
+    now = now or timezone.now()
+    reservation = _locked(reservation)
+    if reservation.status == Status.PENDING_PAYMENT and not reservation.is_expired(now):
+        _transition(reservation, Status.HELD, reason=reason, now=now)
     return reservation
 
 

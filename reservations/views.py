@@ -9,6 +9,11 @@ from django.views.decorators.http import require_POST, require_safe
 from events.models import Event, Performance
 from events.views import render_performance_page
 
+# Views sit above both apps: checkout hands over to payments here.
+from payments.forms import PayForm
+from payments.models import Payment
+from payments.services import policy_for_event, refund_preview
+
 from . import services
 from .forms import BestAvailableForm, HoldForm
 from .models import Reservation
@@ -108,16 +113,25 @@ def detail(request, code):
     for row in breakdown.values():
         row["subtotal"] = row["price"] * row["count"]
     now = timezone.now()
+    status = reservation.effective_status(now)
+    payments = list(reservation.payments.order_by("-created_at"))
+    awaiting = next((p for p in payments if p.status == Payment.Status.AWAITING_DEPOSIT), None)
     return render(
         request,
         "reservations/detail.html",
         {
             "reservation": reservation,
+            "payments": payments,
+            "awaiting_deposit": awaiting,
+            "can_pay": status in Reservation.LIVE_HOLD_STATUSES and awaiting is None,
+            "pay_form": PayForm(initial={"method": Payment.Method.CARD}),
+            "policy": policy_for_event(reservation.performance.event),
+            "refund": refund_preview(reservation=reservation, now=now) if status == "confirmed" else None,
             "performance": reservation.performance,
             "event": reservation.performance.event,
             "lines": lines,
             "breakdown": list(breakdown.values()),
-            "status": reservation.effective_status(now),
+            "status": status,
             "seconds_left": reservation.seconds_left(now),
             "fee_per_ticket": reservation.fee_amount // len(lines) if lines else 0,
         },

@@ -6,7 +6,10 @@ DEBUG=0 and must then provide SECRET_KEY and ALLOWED_HOSTS; see README.md for th
 full table of variables.
 """
 
+import os
+import tempfile
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import environ
 from django.utils.translation import gettext_lazy as _
@@ -123,8 +126,9 @@ elif "sqlite" in _engine:
         }
     )
     # Tests use a file, not shared-cache memory: the concurrency tests open one
-    # connection per thread, and only a file gives them real SQLite locking.
-    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / ".test-db.sqlite3")}
+    # connection per thread, and only a file gives them real SQLite locking. One file
+    # per process, so parallel test runs never share (and corrupt) a database.
+    DATABASES["default"]["TEST"] = {"NAME": str(Path(tempfile.gettempdir()) / f"ticketing-test-{os.getpid()}.sqlite3")}
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=0 if DEBUG else 60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -132,7 +136,13 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # --- Cache and Celery ---------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")
 if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    _cache_url = REDIS_URL
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        # Parallel test workers each get their own Redis database, so one worker's
+        # cache.clear() never wipes another's rate-limit counters mid-test.
+        _worker = int(os.environ["PYTEST_XDIST_WORKER"].removeprefix("gw") or 0)
+        _cache_url = urlsplit(REDIS_URL)._replace(path=f"/{1 + _worker}").geturl()
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": _cache_url}}
     CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL)
     CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 else:
@@ -148,6 +158,7 @@ CELERY_TASK_SOFT_TIME_LIMIT = 100
 CELERY_BEAT_SCHEDULE = {
     # Availability never waits for this (expiry is lazy); it tidies and records history.
     "release-expired-holds": {"task": "reservations.tasks.release_expired_holds", "schedule": 60.0},
+    "reconcile-payments": {"task": "payments.tasks.reconcile_payments", "schedule": 300.0},
 }
 
 # --- Auth ---------------------------------------------------------------------
@@ -285,3 +296,29 @@ LOGGING = {
 # --- Ticketing ----------------------------------------------------------------
 # Events may override these per event; they are the defaults new events start with.
 TICKETING_DEFAULT_TICKET_LIMIT = env.int("TICKETING_DEFAULT_TICKET_LIMIT", default=4)
+
+# --- Payments: I'mport (PortOne V1) -------------------------------------------------
+# Development talks to the local fake server (`python -m payments.fake_iamport`, which
+# `make run` starts on port 8765) with its default credentials; production talks to
+# the real API and must be given real credentials.
+if DEBUG:
+    IAMPORT_API_URL = env.str("IAMPORT_API_URL", default="http://127.0.0.1:8765/")
+    IAMPORT_API_KEY = _secret("IAMPORT_API_KEY", "fake-key")
+    IAMPORT_API_SECRET = _secret("IAMPORT_API_SECRET", "fake-secret")
+    IAMPORT_JS_SDK_URL = env.str("IAMPORT_JS_SDK_URL", default="http://127.0.0.1:8765/__fake__/iamport.js")
+else:
+    IAMPORT_API_URL = env.str("IAMPORT_API_URL", default="https://api.iamport.kr/")
+    IAMPORT_API_KEY = _secret("IAMPORT_API_KEY")
+    IAMPORT_API_SECRET = _secret("IAMPORT_API_SECRET")
+    if not (IAMPORT_API_KEY and IAMPORT_API_SECRET):
+        raise environ.ImproperlyConfigured(
+            "IAMPORT_API_KEY and IAMPORT_API_SECRET (or their *_FILE variants) are required when DEBUG=0"
+        )
+    IAMPORT_JS_SDK_URL = env.str("IAMPORT_JS_SDK_URL", default="https://cdn.iamport.kr/v1/iamport.js")
+# The client builds URLs by appending to this, so it must end with "/".
+IAMPORT_API_URL = IAMPORT_API_URL.rstrip("/") + "/"
+IAMPORT_MERCHANT_CODE = env.str("IAMPORT_MERCHANT_CODE", default="imp00000000")  # 고객사 식별코드, for IMP.init()
+IAMPORT_PG = env.str("IAMPORT_PG", default="html5_inicis")  # `pg` for IMP.request_pay()
+# The client library sets no timeout at all; without these a stalled API hangs a worker.
+IAMPORT_CONNECT_TIMEOUT = env.float("IAMPORT_CONNECT_TIMEOUT", default=3.0)
+IAMPORT_READ_TIMEOUT = env.float("IAMPORT_READ_TIMEOUT", default=10.0)

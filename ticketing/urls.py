@@ -12,6 +12,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("i18n/", include("django.conf.urls.i18n")),
     path("accounts/", include("allauth.urls")),
+    path("my/", include("accounts.urls")),
+    path("", include("payments.urls")),
     path("", include("reservations.urls")),
     path("", include("events.urls")),
 ]

@@ -36,3 +36,24 @@ def social_apps(settings):
         ]
     settings.SOCIALACCOUNT_PROVIDERS = providers
     return providers
+
+
+@pytest.fixture
+def customer(db):
+    """A signed-up customer with a password and a verified address."""
+    user = UserFactory(email="jiwoo@example.com", name="이지우")
+    EmailAddress.objects.create(user=user, email=user.email, verified=True, primary=True)
+    return user
+
+
+def seat(n: int) -> str:
+    """The label of seat n in row A of the root conftest's `hall`."""
+    return f"1층 A구역 A열 {n}번"
+
+
+def book(user, performance, *labels):
+    """A paid booking: held, then confirmed as a completed payment would."""
+    from reservations.services import reservation_confirm
+    from reservations.tests.factories import hold
+
+    return reservation_confirm(reservation=hold(user, performance, *labels))

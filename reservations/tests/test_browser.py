@@ -56,7 +56,7 @@ def test_pick_seats_see_the_countdown_and_release_them(live_server, page, perfor
     page.wait_for_function(
         "first => document.querySelector('[data-countdown]').textContent !== first", arg=first, timeout=5000
     )
-    assert page.get_by_text("₩244,000").is_visible()  # two R seats plus two booking fees
+    assert page.get_by_text("₩244,000", exact=True).is_visible()  # two R seats plus two booking fees
 
     page.get_by_role("button", name="Release these seats").click()
     page.wait_for_url(f"**{performance.get_absolute_url()}")

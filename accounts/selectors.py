@@ -1,0 +1,60 @@
+"""Reads for the customer's own pages: always filtered by the signed-in user."""
+
+import datetime as dt
+
+from allauth.account.models import EmailAddress
+from allauth.socialaccount import providers
+from allauth.socialaccount.models import SocialAccount
+from django.db.models import Q, QuerySet
+
+from reservations.models import Reservation
+
+from .models import User
+
+Status = Reservation.Status
+
+
+def user_upcoming_bookings(*, user: User, now: dt.datetime, limit: int = 5) -> list[Reservation]:
+    """The next bookings and live holds for performances still to come, soonest first.
+
+    A hold whose time is up counts as expired even before the sweeper records it,
+    the same rule as Reservation.effective_status().
+    """
+    reservations = list(
+        Reservation.objects.filter(user=user, performance__starts_at__gt=now)
+        .filter(Q(status=Status.CONFIRMED) | Q(status__in=Reservation.LIVE_HOLD_STATUSES, expires_at__gt=now))
+        .select_related("performance__event__venue")
+        .prefetch_related("lines")
+        .order_by("performance__starts_at", "created_at")[:limit]
+    )
+    for reservation in reservations:
+        # reservations/_booking_rows.html reads this, as the booking list sets it.
+        reservation.status_now = reservation.effective_status(now)
+    return reservations
+
+
+def user_deletion_blockers(*, user: User, now: dt.datetime) -> QuerySet[Reservation]:
+    """Paid bookings for performances still to come: these must be cancelled (and
+    refunded) before the account can go, or the customer would lose the tickets."""
+    return (
+        Reservation.objects.filter(user=user, status=Status.CONFIRMED, performance__starts_at__gt=now)
+        .select_related("performance__event")
+        .order_by("performance__starts_at")
+    )
+
+
+def user_email_addresses(*, user: User) -> list[EmailAddress]:
+    return list(EmailAddress.objects.filter(user=user).order_by("-primary", "email"))
+
+
+def user_social_accounts(*, user: User) -> list[dict]:
+    """Connected sign-in providers, named without touching the provider apps.
+
+    SocialAccount.get_provider() may look its app up per account (a query each);
+    allauth's registry of provider classes is enough to say "Kakao".
+    """
+    names = dict(providers.registry.as_choices())
+    return [
+        {"provider": account.provider, "name": names.get(account.provider, account.provider)}
+        for account in SocialAccount.objects.filter(user=user).order_by("provider", "pk")
+    ]

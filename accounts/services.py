@@ -1,0 +1,137 @@
+"""Changes to a customer's own account: profile and deletion."""
+
+import datetime as dt
+import logging
+
+from allauth.account.models import EmailAddress
+from allauth.socialaccount.models import SocialAccount
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
+
+from reservations.models import Reservation
+from reservations.services import ReservationError, reservation_release
+
+from .models import User
+from .phone import phone_normalize
+from .selectors import user_deletion_blockers
+
+logger = logging.getLogger(__name__)
+
+NAME_MAX_LENGTH = User._meta.get_field("name").max_length
+DELETED_EMAIL_DOMAIN = "deleted.invalid"  # RFC 2606: can never receive mail
+
+
+class AccountDeletionRefused(Exception):
+    """The account cannot be deleted yet; `message` is written for the customer."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+@transaction.atomic
+def user_update_profile(
+    *,
+    user: User,
+    name: str,
+    phone: str,
+    preferred_language: str,
+    marketing_consent: bool,
+    now: dt.datetime | None = None,
+) -> User:
+    """Save what the customer may change about themselves.
+
+    Marketing consent is opt-in and recorded with its time; turning it off clears
+    the time, so `marketing_consent_at` always says when the current consent was given.
+    """
+    now = now or timezone.now()
+    name = name.strip()
+    errors = {}
+    if len(name) > NAME_MAX_LENGTH:
+        errors["name"] = _("Ensure the name has at most %(max)d characters.") % {"max": NAME_MAX_LENGTH}
+    try:
+        phone = phone_normalize(phone)
+    except ValidationError as exc:
+        errors["phone"] = exc.messages
+    if preferred_language not in dict(settings.LANGUAGES):
+        errors["preferred_language"] = _("Choose one of the languages offered.")
+    if errors:
+        raise ValidationError(errors)
+
+    user.name = name
+    user.phone = phone
+    user.preferred_language = preferred_language
+    if marketing_consent and not user.marketing_consent:
+        user.marketing_consent_at = now
+    elif not marketing_consent:
+        user.marketing_consent_at = None
+    user.marketing_consent = marketing_consent
+    user.save(update_fields=["name", "phone", "preferred_language", "marketing_consent", "marketing_consent_at"])
+    return user
+
+
+def _refuse_if_booked(user: User, now: dt.datetime) -> None:
+    codes = [r.code for r in user_deletion_blockers(user=user, now=now)]
+    if codes:
+        raise AccountDeletionRefused(
+            ngettext(
+                "You have a paid booking for a performance still to come (%(codes)s). "
+                "Cancel it first, then delete your account.",
+                "You have paid bookings for performances still to come (%(codes)s). "
+                "Cancel them first, then delete your account.",
+                len(codes),
+            )
+            % {"codes": ", ".join(codes)}
+        )
+
+
+@transaction.atomic
+def user_delete(*, user: User, now: dt.datetime | None = None) -> User:
+    """Close a customer's account: erase what identifies them, keep what accounting needs.
+
+    The User row stays: reservations point at it (PROTECT) and, with their lines,
+    are the sales records we must keep (전자상거래법: 5 years for contracts and
+    payments). Everything that identifies the person goes: email, name, phone,
+    password, verified addresses, social connections. Seats they are holding are
+    released; a paid booking still to come must be cancelled first, because
+    deleting would otherwise throw away tickets (and a refund) they paid for.
+    """
+    now = now or timezone.now()
+    if user.is_staff or user.is_superuser:
+        raise AccountDeletionRefused(_("Staff accounts are closed by an administrator, not from this page."))
+
+    # reservation_hold locks the same row first, so no new hold can start while the
+    # account is going away.
+    User.objects.select_for_update().filter(pk=user.pk).first()
+    _refuse_if_booked(user, now)
+
+    live = Reservation.objects.filter(user=user, status__in=Reservation.LIVE_HOLD_STATUSES).order_by("pk")
+    for reservation in live:
+        try:
+            reservation_release(reservation=reservation, actor=user, reason="account deleted", now=now)
+        except ReservationError as exc:
+            # Already expired (its seats are free either way) or moved on meanwhile;
+            # a payment that confirmed it is caught by the check below.
+            logger.info("account %s deletion: reservation %s not released: %s", user.pk, reservation.code, exc)
+    # A payment may have confirmed one of those holds while we were working.
+    _refuse_if_booked(user, now)
+
+    EmailAddress.objects.filter(user=user).delete()  # and their confirmations
+    SocialAccount.objects.filter(user=user).delete()  # and their tokens
+    user.email = f"deleted-{user.pk}@{DELETED_EMAIL_DOMAIN}"
+    user.name = ""
+    user.phone = ""
+    user.preferred_language = User._meta.get_field("preferred_language").default
+    user.marketing_consent = False
+    user.marketing_consent_at = None
+    # A new password hash also ends every other session: Django checks the
+    # session's stored hash against it on each request.
+    user.set_unusable_password()
+    user.is_active = False
+    user.deleted_at = now
+    user.save()
+    return user

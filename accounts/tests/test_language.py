@@ -1,0 +1,78 @@
+"""The preferred language: chosen at sign-up by browsing, applied at every sign-in."""
+
+import pytest
+import responses
+from django.conf import settings
+from django.urls import reverse
+
+from accounts.models import User
+
+from .conftest import PASSWORD
+from .test_signin import callback, mock_provider, start_login
+
+pytestmark = pytest.mark.django_db
+
+COOKIE = settings.LANGUAGE_COOKIE_NAME
+
+
+def log_in(client, user, **extra):
+    return client.post(reverse("account_login"), {"login": user.email, "password": PASSWORD}, **extra)
+
+
+@pytest.mark.parametrize(("preferred", "browsing"), [("ko", "en"), ("en", "ko")])
+def test_signing_in_switches_to_the_preferred_language(client, verified_user, preferred, browsing):
+    verified_user.preferred_language = preferred
+    verified_user.save()
+    client.cookies[COOKIE] = browsing
+    response = log_in(client, verified_user, HTTP_ACCEPT_LANGUAGE=browsing)
+    assert response.status_code == 302
+    assert response.cookies[COOKIE].value == preferred
+    page = client.get(response.url).content.decode()
+    assert f'<html lang="{preferred}">' in page
+    # allauth's "signed in" message is written in the new language too.
+    signed_in = {"ko": "로그인", "en": "Successfully signed in as"}[preferred]
+    assert signed_in in page.split('class="wrap messages"')[1].split("</div>")[0]
+
+
+def test_a_failed_sign_in_changes_no_language(client, verified_user):
+    verified_user.preferred_language = "ko"
+    verified_user.save()
+    response = client.post(reverse("account_login"), {"login": verified_user.email, "password": "wrong"})
+    assert COOKIE not in response.cookies
+
+
+def test_sign_up_keeps_the_language_the_visitor_browsed_in(client, mailoutbox):
+    password = "tiger-lily-2049"
+    for email, language in (("ko-user@example.com", "ko"), ("en-user@example.com", "en")):
+        client.post(
+            reverse("account_signup"),
+            {"email": email, "password1": password, "password2": password},
+            HTTP_ACCEPT_LANGUAGE=language,
+        )
+        assert User.objects.get(email=email).preferred_language == language
+
+
+def test_a_social_sign_up_keeps_the_language_too_and_applies_it(client, social_apps):
+    client.cookies[COOKIE] = "en"
+    query = start_login(client, "kakao")
+    with responses.RequestsMock() as rsps:
+        mock_provider(rsps, "kakao")
+        response = callback(client, "kakao", code="c", state=query["state"])
+    assert response.status_code == 302
+    assert User.objects.get().preferred_language == "en"
+    assert response.cookies[COOKIE].value == "en"
+
+
+def test_confirming_the_email_signs_in_with_the_preferred_language(client, mailoutbox):
+    import re
+
+    password = "tiger-lily-2049"
+    client.post(
+        reverse("account_signup"),
+        {"email": "hana@example.com", "password1": password, "password2": password},
+        HTTP_ACCEPT_LANGUAGE="ko",
+    )
+    confirm_url = re.search(r"http://testserver(/accounts/confirm-email/\S+/)", mailoutbox[0].body).group(1)
+    response = client.post(confirm_url)
+    assert response.status_code == 302
+    assert response.cookies[COOKIE].value == "ko"

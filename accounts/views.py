@@ -1,0 +1,79 @@
+"""My page, profile and account deletion. Every page is the signed-in customer's
+own: none takes an id, so there is nothing of anyone else's to ask for."""
+
+from allauth.core import ratelimit
+from django.contrib import messages
+from django.contrib.auth import logout
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_http_methods, require_safe
+
+from . import selectors, services
+from .forms import AccountDeleteForm, ProfileForm
+from .language import language_activate, language_apply
+
+
+@login_required
+@require_safe
+def my_page(request):
+    user = request.user
+    return render(
+        request,
+        "accounts/my_page.html",
+        {
+            "upcoming": selectors.user_upcoming_bookings(user=user, now=timezone.now()),
+            "email_addresses": selectors.user_email_addresses(user=user),
+            "social_accounts": selectors.user_social_accounts(user=user),
+        },
+    )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def profile_edit(request):
+    user = request.user
+    form = ProfileForm.for_user(user, request.POST if request.method == "POST" else None)
+    if form.is_valid():
+        try:
+            services.user_update_profile(user=user, **form.cleaned_data)
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        else:
+            response = redirect("accounts:my_page")
+            # A new language takes effect now, this message included.
+            language_activate(user.preferred_language)
+            messages.success(request, _("Your profile has been saved."))
+            language_apply(response=response, language=user.preferred_language)
+            return response
+    return render(request, "accounts/profile_edit.html", {"form": form})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def account_delete(request):
+    user = request.user
+    blockers = list(selectors.user_deletion_blockers(user=user, now=timezone.now()))
+    form = AccountDeleteForm(request.POST if request.method == "POST" else None, user=user)
+    status = 200
+    if request.method == "POST":
+        # Each attempt checks a password: allauth's reauthentication limit (per user,
+        # counted in the shared cache) stops a left-open session being used to guess it.
+        if not ratelimit.consume(request, action="reauthenticate", user=user):
+            messages.error(request, _("Too many attempts. Please wait a minute and try again."))
+            status = 429
+        elif form.is_valid():
+            try:
+                services.user_delete(user=user)
+            except services.AccountDeletionRefused as exc:
+                messages.error(request, exc.message)
+                status = 409
+            else:
+                logout(request)
+                messages.success(
+                    request, _("Your account has been deleted. Thank you for booking with us, and goodbye.")
+                )
+                return redirect("events:home")
+    return render(request, "accounts/delete.html", {"form": form, "blockers": blockers}, status=status)

@@ -1,0 +1,57 @@
+from django import forms
+from django.utils.translation import gettext_lazy as _
+
+from .models import Payment
+
+
+class PayForm(forms.Form):
+    method = forms.ChoiceField(label=_("Payment method"), choices=Payment.Method.choices, widget=forms.RadioSelect)
+    agree = forms.BooleanField(
+        label=_("I have read the cancellation and refund policy and agree to it."),
+        error_messages={"required": _("Please agree to the refund policy to continue.")},
+    )
+
+
+BANKS = [
+    ("", _("Choose a bank")),
+    ("004", "KB국민은행"),
+    ("088", "신한은행"),
+    ("020", "우리은행"),
+    ("081", "하나은행"),
+    ("011", "NH농협은행"),
+    ("003", "IBK기업은행"),
+    ("090", "카카오뱅크"),
+    ("092", "토스뱅크"),
+]
+
+
+class CancelForm(forms.Form):
+    """Confirming a cancellation; virtual-account payments also name a refund account."""
+
+    token = forms.CharField(widget=forms.HiddenInput)
+    refund_bank = forms.ChoiceField(label=_("Bank"), choices=BANKS, required=False)
+    refund_account = forms.RegexField(
+        label=_("Account number"),
+        regex=r"^[0-9-]{6,20}$",
+        required=False,
+        error_messages={"invalid": _("Enter the account number with digits and dashes only.")},
+    )
+    refund_holder = forms.CharField(label=_("Account holder"), max_length=40, required=False)
+
+    def __init__(self, *args, needs_account: bool, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.needs_account = needs_account
+        if needs_account:
+            for name in ("refund_bank", "refund_account", "refund_holder"):
+                self.fields[name].required = True
+
+
+class StaffRefundForm(forms.Form):
+    amount = forms.IntegerField(label=_("Amount to refund (KRW)"), min_value=1)
+    reason = forms.CharField(label=_("Reason"), max_length=200)
+    refund_bank = forms.ChoiceField(label=_("Bank (virtual account)"), choices=BANKS, required=False)
+    refund_account = forms.CharField(label=_("Account number (virtual account)"), max_length=20, required=False)
+    refund_holder = forms.CharField(label=_("Account holder (virtual account)"), max_length=40, required=False)
+    cancel_booking = forms.BooleanField(
+        label=_("Also cancel the booking and put its seats back on sale"), required=False
+    )

@@ -1,0 +1,450 @@
+"""Money: starting a payment, the one idempotent sync, refunds and reconciliation.
+
+Every path that learns about a payment (the browser callback, the mobile redirect,
+the webhook, the reconciliation task) calls `payment_sync(imp_uid=...)`. It never
+trusts what it was told: it fetches the payment from I'mport, locks our row found by
+the *fetched* merchant_uid, checks amount and currency, and applies the change once.
+Calls to I'mport are never made while holding a row lock, except the short lookup
+that precedes it; refunds that must happen after a failed check are recorded first
+(`needs_refund`) and then executed, so a crash in between is finished by
+reconciliation instead of losing the customer's money.
+"""
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from reservations import services as reservation_services
+from reservations.models import Reservation
+from ticketing.formatting import krw
+
+from .gateway import GatewayError, GatewayPayment, GatewayUnavailable, PaymentNotFound, get_gateway
+from .models import Payment, PaymentEvent, RefundPolicy
+from .refund_policy import KOREAN_STANDARD, Policy, RefundQuote, refund_quote
+
+logger = logging.getLogger(__name__)
+
+
+class PaymentError(Exception):
+    """A payment request refused; `message` is written for the customer."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+def _log(payment: Payment | None, kind: str, message: str = "", imp_uid: str = "", **data) -> None:
+    PaymentEvent.objects.create(
+        payment=payment,
+        kind=kind,
+        message=message[:250],
+        imp_uid=imp_uid or (payment.imp_uid or "" if payment else ""),
+        data=data,
+    )
+
+
+def policy_for_event(event) -> Policy:
+    row = RefundPolicy.objects.filter(event=event).first()
+    if row is None:
+        return KOREAN_STANDARD
+    return Policy.from_dict({f: getattr(row, f) for f in Policy.__dataclass_fields__})
+
+
+def record_webhook(*, imp_uid: str, data: dict) -> None:
+    """Keep every notification as received, before anything is done about it."""
+    payment = Payment.objects.filter(imp_uid=imp_uid).first()
+    if payment is None and data.get("merchant_uid"):
+        payment = Payment.objects.filter(merchant_uid=str(data["merchant_uid"])[:40]).first()
+    _log(
+        payment,
+        "webhook",
+        str(data.get("status", ""))[:30],
+        imp_uid=imp_uid,
+        body={k: str(v)[:100] for k, v in data.items()},
+    )
+
+
+# --- Starting a payment -------------------------------------------------------
+
+
+def payment_start(*, reservation: Reservation, method: str, now: dt.datetime | None = None) -> Payment:
+    """Register the server-computed amount with I'mport and open a payment attempt."""
+    now = now or timezone.now()
+    if method not in Payment.Method.values:
+        raise PaymentError(_("Choose a payment method."))
+    if reservation.status not in Reservation.LIVE_HOLD_STATUSES or reservation.is_expired(now):
+        raise PaymentError(_("Your hold has expired. Please choose seats again."))
+    if reservation.payments.filter(status__in=[Payment.Status.AWAITING_DEPOSIT, Payment.Status.PAID]).exists():
+        raise PaymentError(_("This booking is already paid or waiting for your deposit."))
+    payment = Payment.objects.create(
+        reservation=reservation,
+        amount=reservation.total_amount,
+        method=method,
+        refund_policy=policy_for_event(reservation.performance.event).as_dict(),
+        created_at=now,
+    )
+    try:
+        get_gateway().prepare(merchant_uid=payment.merchant_uid, amount=payment.amount)
+    except GatewayError as exc:
+        logger.warning("prepare failed for %s: %s", payment.merchant_uid, exc)
+        Payment.objects.filter(pk=payment.pk).update(status=Payment.Status.FAILED, failure_reason=str(exc)[:250])
+        _log(payment, "prepare_failed", str(exc))
+        raise PaymentError(_("The payment service is not answering. Please try again in a moment.")) from exc
+    _log(payment, "prepared", amount=payment.amount)
+    if reservation.status == Reservation.Status.HELD:
+        try:
+            reservation_services.reservation_await_payment(reservation=reservation, now=now)
+        except reservation_services.ReservationError as exc:
+            raise PaymentError(exc.message) from exc
+    return payment
+
+
+# --- The one sync -------------------------------------------------------------
+
+
+@dataclass
+class SyncResult:
+    payment: Payment | None
+    outcome: str  # paid, awaiting_deposit, failed, refunded, unchanged, refund_owed
+    message: str
+
+
+def payment_sync(*, imp_uid: str, source: str) -> SyncResult:
+    """Bring our records in line with what I'mport says about `imp_uid`. Idempotent.
+
+    Raises GatewayUnavailable when I'mport cannot be asked (callers retry or leave
+    it to reconciliation) and PaymentNotFound for an imp_uid I'mport does not know.
+    """
+    try:
+        remote = get_gateway().find(imp_uid=imp_uid)
+    except PaymentNotFound:
+        _log(None, "unknown_imp_uid", f"{source}: I'mport does not know this payment", imp_uid=imp_uid)
+        logger.warning("payment sync from %s for unknown imp_uid %s", source, imp_uid)
+        raise
+    result = _apply(remote, source)
+    if result.outcome == "refund_owed":
+        _refund_owed(result.payment)
+        result.payment.refresh_from_db()
+    return result
+
+
+@transaction.atomic
+def _apply(remote: GatewayPayment, source: str) -> SyncResult:
+    payment = Payment.objects.select_for_update().filter(merchant_uid=remote.merchant_uid).first()
+    if payment is None:
+        _log(None, "unknown_merchant_uid", f"{source}: no order {remote.merchant_uid}", imp_uid=remote.imp_uid)
+        logger.error("I'mport payment %s names unknown merchant_uid %s", remote.imp_uid, remote.merchant_uid)
+        raise PaymentNotFound(_("This payment does not belong to any of our orders."))
+    if payment.imp_uid and payment.imp_uid != remote.imp_uid:
+        # A second I'mport payment for the same attempt: treat it on its own merits.
+        _log(payment, "imp_uid_mismatch", f"{source}: already linked to {payment.imp_uid}", imp_uid=remote.imp_uid)
+    _log(payment, f"sync_{source}", remote.status, imp_uid=remote.imp_uid, status=remote.status, amount=remote.amount)
+    payment.gateway_payload = remote.raw
+    reservation = Reservation.objects.select_for_update().get(pk=payment.reservation_id)
+
+    if remote.status in ("paid", "cancelled") and (
+        remote.amount != payment.amount or remote.currency != payment.currency
+    ):
+        # Someone changed the amount in the browser: the money goes back in full.
+        return _owe_refund(
+            payment,
+            remote,
+            _("The amount paid (%(paid)s) does not match the order (%(due)s), so it is being refunded in full.")
+            % {"paid": krw(remote.amount), "due": krw(payment.amount)},
+        )
+
+    if remote.status == "paid":
+        if payment.status == Payment.Status.PAID:
+            payment.save(update_fields=["gateway_payload", "updated_at"])
+            return SyncResult(payment, "unchanged", _("Your booking is confirmed."))
+        payment.imp_uid = remote.imp_uid
+        payment.status = Payment.Status.PAID
+        payment.paid_at = remote.paid_at or timezone.now()
+        payment.save()
+        try:
+            with transaction.atomic():
+                reservation_services.reservation_confirm(reservation=reservation, reason=f"paid ({source})")
+        except reservation_services.ReservationError:
+            return _owe_refund(
+                payment,
+                remote,
+                _(
+                    "Your payment arrived after your hold ended and the seats were taken, "
+                    "so it is being refunded in full."
+                ),
+            )
+        _log(payment, "paid", amount=remote.amount)
+        return SyncResult(payment, "paid", _("Payment received: your booking is confirmed."))
+
+    if remote.status == "ready" and payment.method == Payment.Method.VBANK:
+        if payment.status == Payment.Status.AWAITING_DEPOSIT:
+            return SyncResult(payment, "unchanged", _("We are waiting for your deposit."))
+        if payment.status != Payment.Status.PREPARED:
+            return SyncResult(payment, "unchanged", payment.get_status_display())
+        payment.imp_uid = remote.imp_uid
+        payment.status = Payment.Status.AWAITING_DEPOSIT
+        payment.vbank_name = remote.vbank_name
+        payment.vbank_num = remote.vbank_num
+        payment.vbank_holder = remote.vbank_holder
+        payment.vbank_due = remote.vbank_date
+        payment.save()
+        if remote.vbank_date:
+            try:
+                with transaction.atomic():
+                    reservation_services.reservation_await_payment(reservation=reservation, until=remote.vbank_date)
+            except reservation_services.ReservationError:
+                pass  # the hold ended already; a deposit will be checked when it comes
+        _log(payment, "vbank_issued", remote.vbank_num)
+        transaction.on_commit(lambda: _email_deposit_details(payment.pk))
+        return SyncResult(payment, "awaiting_deposit", _("Virtual account issued: please deposit before the deadline."))
+
+    if remote.status == "failed":
+        if payment.status == Payment.Status.PREPARED:
+            payment.imp_uid = payment.imp_uid or remote.imp_uid
+            payment.status = Payment.Status.FAILED
+            payment.failure_reason = (remote.fail_reason or "")[:250]
+            payment.save()
+            reservation_services.reservation_resume_hold(reservation=reservation, reason="payment failed")
+            _log(payment, "failed", remote.fail_reason)
+        return SyncResult(
+            payment, "failed", _("The payment did not go through: %(reason)s") % {"reason": remote.fail_reason or "-"}
+        )
+
+    if remote.status == "cancelled" or remote.cancel_amount:
+        return _record_refund(payment, remote, reservation, source)
+
+    payment.save(update_fields=["gateway_payload", "updated_at"])
+    return SyncResult(payment, "unchanged", _("The payment is not complete yet."))
+
+
+def _owe_refund(payment: Payment, remote: GatewayPayment, message: str) -> SyncResult:
+    payment.imp_uid = payment.imp_uid or remote.imp_uid
+    if remote.status == "paid" and payment.status not in (Payment.Status.PAID,):
+        payment.status = Payment.Status.PAID
+        payment.paid_at = remote.paid_at or timezone.now()
+    payment.needs_refund = remote.amount > remote.cancel_amount
+    payment.failure_reason = message[:250]
+    payment.save()
+    _log(payment, "refund_owed", message, amount=remote.amount)
+    return SyncResult(payment, "refund_owed" if payment.needs_refund else "refunded", message)
+
+
+def _record_refund(payment: Payment, remote: GatewayPayment, reservation: Reservation, source: str) -> SyncResult:
+    """I'mport reports money returned (our refund, or one made in its console)."""
+    refunded = min(remote.cancel_amount, payment.amount)
+    if refunded == payment.refunded_amount and payment.status == Payment.Status.CANCELLED:
+        return SyncResult(payment, "unchanged", _("This payment has been refunded."))
+    payment.refunded_amount = refunded
+    payment.imp_uid = payment.imp_uid or remote.imp_uid
+    if remote.status == "cancelled" or refunded >= payment.amount:
+        payment.status = Payment.Status.CANCELLED
+        payment.needs_refund = False
+        if reservation.status == Reservation.Status.CONFIRMED:
+            reservation_services.reservation_cancel(
+                reservation=reservation, actor=None, reason=f"refunded at I'mport ({source})"
+            )
+    payment.save()
+    _log(payment, "refund_recorded", amount=refunded)
+    return SyncResult(payment, "refunded", _("Refunded %(amount)s.") % {"amount": krw(refunded)})
+
+
+def _refund_owed(payment: Payment) -> None:
+    """Send back money we must not keep. Safe to repeat: the checksum (I'mport's own
+    remaining balance, which may differ from our order when the amount was tampered
+    with) refuses a second refund of the same money."""
+    paid = int(payment.gateway_payload.get("amount") or 0)
+    already = int(payment.gateway_payload.get("cancel_amount") or 0)
+    if not payment.needs_refund or not payment.imp_uid or paid - already <= 0:
+        return
+    try:
+        remote = get_gateway().cancel(
+            imp_uid=payment.imp_uid, reason=payment.failure_reason or "automatic refund", checksum=paid - already
+        )
+    except GatewayError as exc:
+        logger.warning("automatic refund of %s failed, will retry: %s", payment.merchant_uid, exc)
+        _log(payment, "refund_failed", str(exc))
+        return
+    with transaction.atomic():
+        locked = Payment.objects.select_for_update().get(pk=payment.pk)
+        locked.refunded_amount = min(remote.cancel_amount, locked.amount)
+        locked.needs_refund = remote.cancel_amount < remote.amount
+        if not locked.needs_refund:
+            locked.status = Payment.Status.CANCELLED
+        locked.gateway_payload = remote.raw
+        locked.save()
+        _log(locked, "auto_refunded", locked.failure_reason, amount=remote.cancel_amount)
+
+
+def _email_deposit_details(payment_id: int) -> None:
+    payment = Payment.objects.select_related("reservation__user", "reservation__performance__event").get(pk=payment_id)
+    reservation = payment.reservation
+    due = timezone.localtime(payment.vbank_due) if payment.vbank_due else None
+    body = _(
+        "Please deposit %(amount)s to %(bank)s %(account)s (holder %(holder)s) by %(due)s "
+        "to confirm booking %(code)s for %(event)s.\n\n%(url)s"
+    ) % {
+        "amount": krw(payment.amount),
+        "bank": payment.vbank_name,
+        "account": payment.vbank_num,
+        "holder": payment.vbank_holder,
+        "due": f"{due:%Y-%m-%d %H:%M}" if due else "-",
+        "code": reservation.code,
+        "event": reservation.performance.event.title,
+        "url": settings.SITE_URL + reservation.get_absolute_url(),
+    }
+    try:
+        send_mail(
+            _("[Ticketing] Deposit details for booking %(code)s") % {"code": reservation.code},
+            body,
+            None,
+            [reservation.user.email],
+        )
+    except Exception:  # email must never undo a payment record
+        logger.exception("could not email deposit details for %s", payment.merchant_uid)
+
+
+# --- Refunds ------------------------------------------------------------------
+
+
+def refund_preview(*, reservation: Reservation, now: dt.datetime | None = None) -> RefundQuote:
+    payment = reservation.payments.filter(status=Payment.Status.PAID).first()
+    policy = Policy.from_dict(payment.refund_policy) if payment else policy_for_event(reservation.performance.event)
+    return refund_quote(
+        policy=policy,
+        ticket_prices=[line.price for line in reservation.lines.all()],
+        booking_fee=reservation.fee_amount,
+        booked_at=reservation.confirmed_at or reservation.created_at,
+        starts_at=reservation.performance.starts_at,
+        now=now or timezone.now(),
+    )
+
+
+def payment_refund(
+    *,
+    payment: Payment,
+    amount: int,
+    reason: str,
+    refund_holder: str = "",
+    refund_bank: str = "",
+    refund_account: str = "",
+) -> Payment:
+    """Refund `amount` (partial or full) at I'mport and record it.
+
+    The checksum is the balance we believe is left: a double click, or a refund made
+    meanwhile elsewhere, makes I'mport refuse instead of refunding twice.
+    """
+    with transaction.atomic():
+        locked = Payment.objects.select_for_update().get(pk=payment.pk)
+        if locked.status != Payment.Status.PAID:
+            raise PaymentError(_("Only a paid payment can be refunded."))
+        remaining = locked.amount - locked.refunded_amount
+        if amount <= 0:
+            raise PaymentError(_("The refund must be more than zero."))
+        if amount > remaining:
+            raise PaymentError(
+                _("You can refund at most %(amount)s (the rest is already refunded).") % {"amount": krw(remaining)}
+            )
+        if locked.method == Payment.Method.VBANK and not (refund_holder and refund_bank and refund_account):
+            raise PaymentError(_("A virtual account payment needs the bank account to refund to."))
+        _log(locked, "refund_requested", reason, amount=amount)
+    try:
+        remote = get_gateway().cancel(
+            imp_uid=locked.imp_uid,
+            reason=reason or "refund",
+            amount=amount if amount < remaining else None,
+            checksum=remaining,
+            refund_holder=refund_holder,
+            refund_bank=refund_bank,
+            refund_account=refund_account,
+        )
+    except GatewayUnavailable as exc:
+        _log(locked, "refund_failed", str(exc))
+        raise PaymentError(_("The payment service is not answering; nothing was refunded. Please try again.")) from exc
+    except GatewayError as exc:
+        _log(locked, "refund_refused", str(exc))
+        raise PaymentError(_("The refund was refused: %(reason)s") % {"reason": exc.message}) from exc
+    with transaction.atomic():
+        locked = Payment.objects.select_for_update().get(pk=payment.pk)
+        locked.refunded_amount = min(remote.cancel_amount, locked.amount)
+        if locked.refunded_amount >= locked.amount:
+            locked.status = Payment.Status.CANCELLED
+        locked.gateway_payload = remote.raw
+        locked.save()
+        _log(locked, "refunded", reason, amount=amount)
+    return locked
+
+
+def booking_cancel(
+    *,
+    reservation: Reservation,
+    actor,
+    reason: str = "",
+    refund_holder: str = "",
+    refund_bank: str = "",
+    refund_account: str = "",
+    now: dt.datetime | None = None,
+) -> RefundQuote:
+    """The customer cancels a confirmed booking: refund what the policy allows, free the seats."""
+    now = now or timezone.now()
+    if reservation.status != Reservation.Status.CONFIRMED:
+        raise PaymentError(_("Only a confirmed booking can be cancelled."))
+    quote = refund_preview(reservation=reservation, now=now)
+    if not quote.allowed:
+        raise PaymentError(quote.rule)
+    payment = reservation.payments.filter(status=Payment.Status.PAID).first()
+    if payment is None:
+        raise PaymentError(_("No payment was found for this booking."))
+    if quote.total_refund:
+        payment_refund(
+            payment=payment,
+            amount=min(quote.total_refund, payment.amount - payment.refunded_amount),
+            reason=reason or "cancelled by customer",
+            refund_holder=refund_holder,
+            refund_bank=refund_bank,
+            refund_account=refund_account,
+        )
+    try:
+        reservation_services.reservation_cancel(
+            reservation=reservation, actor=actor, reason=reason or quote.rule, now=now
+        )
+    except reservation_services.InvalidTransition as exc:
+        raise PaymentError(exc.message) from exc
+    return quote
+
+
+# --- Reconciliation -----------------------------------------------------------
+
+
+def payments_reconcile(*, older_than: dt.timedelta = dt.timedelta(minutes=2), now=None) -> int:
+    """Catch up on payments whose webhook never came, and on refunds still owed."""
+    now = now or timezone.now()
+    synced = 0
+    for payment in Payment.objects.filter(needs_refund=True):
+        _refund_owed(payment)
+    pending = Payment.objects.filter(
+        status__in=[Payment.Status.PREPARED, Payment.Status.AWAITING_DEPOSIT], created_at__lte=now - older_than
+    ).order_by("created_at")[:200]
+    for payment in pending:
+        try:
+            remote = get_gateway().find_by_merchant_uid(merchant_uid=payment.merchant_uid)
+        except PaymentNotFound:
+            if payment.reservation.is_expired(now) and payment.status == Payment.Status.PREPARED:
+                Payment.objects.filter(pk=payment.pk, status=Payment.Status.PREPARED).update(
+                    status=Payment.Status.FAILED, failure_reason="abandoned: never paid"
+                )
+            continue
+        except GatewayError as exc:
+            logger.warning("reconciliation stopped: %s", exc)
+            break
+        try:
+            payment_sync(imp_uid=remote.imp_uid, source="reconcile")
+            synced += 1
+        except GatewayError as exc:
+            logger.warning("reconciliation of %s failed: %s", payment.merchant_uid, exc)
+    return synced

@@ -1,0 +1,377 @@
+"""The payment flow end to end: our services and views, the real iamport-rest-client,
+and the fake I'mport server over HTTP."""
+
+import datetime as dt
+
+import pytest
+import requests
+from django.urls import reverse
+from django.utils import timezone
+
+from events.tests.factories import UserFactory
+from payments import services
+from payments.models import Payment, PaymentEvent
+from reservations.models import InventoryItem, Reservation
+from reservations.tests.factories import hold
+
+pytestmark = pytest.mark.django_db
+
+A1, A2 = "1층 A구역 A열 1번", "1층 A구역 A열 2번"
+
+
+@pytest.fixture
+def alice(db):
+    return UserFactory(email="alice@example.com")
+
+
+def fake(fake_iamport, path, **payload):
+    response = requests.post(fake_iamport.url + "__fake__/" + path, json=payload, timeout=10)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def checkout(fake_iamport, payment, outcome="approve", amount=None, **extra):
+    """What the customer does in I'mport's window; returns the SDK's rsp."""
+    data = fake(
+        fake_iamport,
+        "checkout",
+        merchant_uid=payment.merchant_uid,
+        amount=payment.amount if amount is None else amount,
+        pay_method=payment.method,
+        outcome=outcome,
+        **extra,
+    )
+    return data["rsp"]
+
+
+def start(reservation, method="card"):
+    return services.payment_start(reservation=reservation, method=method)
+
+
+def test_card_payment_confirms_the_booking_once(fake_iamport, alice, performance):
+    reservation = hold(alice, performance, A1, A2)
+    payment = start(reservation)
+    reservation.refresh_from_db()
+    assert reservation.status == "pending_payment"
+    assert payment.amount == reservation.total_amount == 244000
+    rsp = checkout(fake_iamport, payment)
+    first = services.payment_sync(imp_uid=rsp["imp_uid"], source="callback")
+    again = services.payment_sync(imp_uid=rsp["imp_uid"], source="webhook")
+    assert (first.outcome, again.outcome) == ("paid", "unchanged")
+    payment.refresh_from_db()
+    reservation.refresh_from_db()
+    assert payment.status == "paid" and payment.imp_uid == rsp["imp_uid"]
+    assert reservation.status == "confirmed"
+    assert set(InventoryItem.objects.filter(reservation=reservation).values_list("status", flat=True)) == {"sold"}
+    assert reservation.transitions.filter(to_status="confirmed").count() == 1
+    assert list(payment.events.values_list("kind", flat=True)).count("paid") == 1
+
+
+def test_the_refund_policy_is_frozen_on_the_payment(fake_iamport, alice, performance):
+    payment = start(hold(alice, performance, A1))
+    assert payment.refund_policy["free_days_after_booking"] == 7
+    assert payment.refund_policy["cutoff_hour_day_before"] == 17
+
+
+def test_an_amount_changed_in_the_browser_is_refused_by_prepare(fake_iamport, alice, performance):
+    payment = start(hold(alice, performance, A1))
+    rsp = checkout(fake_iamport, payment, amount=100)
+    assert not rsp.get("imp_uid")
+    assert rsp.get("error_msg")
+
+
+def test_a_paid_amount_that_does_not_match_is_refunded_in_full(fake_iamport, alice, performance):
+    reservation = hold(alice, performance, A1)
+    payment = start(reservation)
+    # I'mport registered another amount (as if our prepare had been bypassed).
+    Payment.objects.filter(pk=payment.pk).update(amount=payment.amount + 1000)
+    rsp = checkout(fake_iamport, payment)
+    result = services.payment_sync(imp_uid=rsp["imp_uid"], source="redirect")
+    payment.refresh_from_db()
+    reservation.refresh_from_db()
+    assert "does not match" in result.message
+    assert payment.status == "cancelled" and not payment.needs_refund
+    assert payment.refunded_amount == payment.amount - 1000  # all that I'mport took
+    assert reservation.status == "pending_payment"
+    remote = requests.get(fake_iamport.url + "__fake__/payments", timeout=10).json()
+    assert any(p["imp_uid"] == rsp["imp_uid"] and p["status"] == "cancelled" for p in _payments(remote))
+
+
+def _payments(remote):
+    return remote if isinstance(remote, list) else remote.get("payments", remote.get("response", []))
+
+
+def test_a_late_payment_confirms_if_the_seats_are_still_free(fake_iamport, alice, performance):
+    reservation = hold(alice, performance, A1, now=timezone.now() - dt.timedelta(minutes=9))
+    payment = start(reservation)
+    Reservation.objects.filter(pk=reservation.pk).update(expires_at=timezone.now() - dt.timedelta(minutes=1))
+    rsp = checkout(fake_iamport, payment)
+    assert services.payment_sync(imp_uid=rsp["imp_uid"], source="webhook").outcome == "paid"
+    reservation.refresh_from_db()
+    assert reservation.status == "confirmed"
+
+
+def test_a_late_payment_for_seats_sold_meanwhile_is_refunded(fake_iamport, alice, performance):
+    reservation = hold(alice, performance, A1, now=timezone.now() - dt.timedelta(minutes=9))
+    payment = start(reservation)
+    Reservation.objects.filter(pk=reservation.pk).update(expires_at=timezone.now() - dt.timedelta(minutes=1))
+    InventoryItem.objects.filter(reservation=reservation).update(held_until=timezone.now() - dt.timedelta(minutes=1))
+    hold(UserFactory(), performance, A1)  # someone else takes the seat
+    rsp = checkout(fake_iamport, payment)
+    result = services.payment_sync(imp_uid=rsp["imp_uid"], source="webhook")
+    payment.refresh_from_db()
+    assert "refunded in full" in result.message
+    assert payment.status == "cancelled" and payment.refunded_amount == payment.amount
+    reservation.refresh_from_db()
+    assert reservation.status != "confirmed"
+
+
+def test_virtual_account_waits_for_the_deposit_and_keeps_the_seats(
+    fake_iamport, alice, performance, mailoutbox, django_capture_on_commit_callbacks
+):
+    reservation = hold(alice, performance, A1)
+    payment = start(reservation, method="vbank")
+    rsp = checkout(fake_iamport, payment, outcome="vbank")
+    with django_capture_on_commit_callbacks(execute=True):
+        result = services.payment_sync(imp_uid=rsp["imp_uid"], source="callback")
+    payment.refresh_from_db()
+    reservation.refresh_from_db()
+    assert result.outcome == "awaiting_deposit"
+    assert payment.status == "awaiting_deposit" and payment.vbank_num and payment.vbank_due
+    assert reservation.status == "pending_payment"
+    assert reservation.expires_at == payment.vbank_due
+    assert InventoryItem.objects.get(reservation=reservation).held_until == payment.vbank_due
+    assert len(mailoutbox) == 1 and payment.vbank_num in mailoutbox[0].body
+    fake(fake_iamport, "vbank/deposit", imp_uid=rsp["imp_uid"])
+    assert services.payment_sync(imp_uid=rsp["imp_uid"], source="webhook").outcome == "paid"
+    reservation.refresh_from_db()
+    assert reservation.status == "confirmed"
+
+
+def test_a_declined_card_lets_the_customer_try_again(fake_iamport, alice, performance):
+    reservation = hold(alice, performance, A1)
+    payment = start(reservation)
+    rsp = checkout(fake_iamport, payment, outcome="decline")
+    if rsp.get("imp_uid"):
+        services.payment_sync(imp_uid=rsp["imp_uid"], source="callback")
+    else:
+        Payment.objects.filter(pk=payment.pk).update(status="failed")
+    payment.refresh_from_db()
+    reservation.refresh_from_db()
+    assert payment.status == "failed"
+    assert reservation.status in ("held", "pending_payment")
+    second = start(reservation)
+    rsp = checkout(fake_iamport, second)
+    services.payment_sync(imp_uid=rsp["imp_uid"], source="callback")
+    reservation.refresh_from_db()
+    assert reservation.status == "confirmed"
+
+
+def test_reconciliation_confirms_a_payment_whose_webhook_never_came(fake_iamport, alice, performance):
+    reservation = hold(alice, performance, A1)
+    payment = start(reservation)
+    checkout(fake_iamport, payment)  # paid at I'mport; nobody told us
+    assert services.payments_reconcile(older_than=dt.timedelta(0)) == 1
+    reservation.refresh_from_db()
+    assert reservation.status == "confirmed"
+    assert services.payments_reconcile(older_than=dt.timedelta(0)) == 0
+
+
+def test_gateway_down_mid_sync_is_retried_later_without_losing_money(fake_iamport, alice, performance, settings):
+    reservation = hold(alice, performance, A1)
+    payment = start(reservation)
+    rsp = checkout(fake_iamport, payment)
+    good_url = settings.IAMPORT_API_URL
+    settings.IAMPORT_API_URL = "http://127.0.0.1:9/"  # nothing listens there
+    with pytest.raises(services.GatewayUnavailable):
+        services.payment_sync(imp_uid=rsp["imp_uid"], source="webhook")
+    reservation.refresh_from_db()
+    assert reservation.status == "pending_payment"
+    settings.IAMPORT_API_URL = good_url
+    services.payments_reconcile(older_than=dt.timedelta(0))
+    reservation.refresh_from_db()
+    assert reservation.status == "confirmed"
+
+
+def test_a_forged_imp_uid_changes_nothing(fake_iamport, alice, performance):
+    reservation = hold(alice, performance, A1)
+    start(reservation)
+    with pytest.raises(services.PaymentNotFound):
+        services.payment_sync(imp_uid="imp_000000000000", source="webhook")
+    reservation.refresh_from_db()
+    assert reservation.status == "pending_payment"
+    assert PaymentEvent.objects.filter(kind="unknown_imp_uid").exists()
+
+
+def paid_booking(fake_iamport, user, performance, *labels, method="card"):
+    reservation = hold(user, performance, *labels)
+    payment = start(reservation, method=method)
+    rsp = checkout(fake_iamport, payment, outcome="vbank" if method == "vbank" else "approve")
+    if method == "vbank":
+        services.payment_sync(imp_uid=rsp["imp_uid"], source="callback")
+        fake(fake_iamport, "vbank/deposit", imp_uid=rsp["imp_uid"])
+    services.payment_sync(imp_uid=rsp["imp_uid"], source="callback")
+    reservation.refresh_from_db()
+    payment.refresh_from_db()
+    assert reservation.status == "confirmed"
+    return reservation, payment
+
+
+def test_cancelling_refunds_what_the_policy_allows_and_frees_the_seats(fake_iamport, alice, performance):
+    reservation, payment = paid_booking(fake_iamport, alice, performance, A1, A2)
+    quote = services.refund_preview(reservation=reservation)
+    assert quote.allowed and quote.total_refund == 244000  # booked today: all back, fee included
+    services.booking_cancel(reservation=reservation, actor=alice)
+    payment.refresh_from_db()
+    reservation.refresh_from_db()
+    assert reservation.status == "cancelled"
+    assert payment.refunded_amount == 244000 and payment.status == "cancelled"
+    assert set(
+        InventoryItem.objects.filter(pk__in=reservation.lines.values("item")).values_list("status", flat=True)
+    ) == {"available"}
+
+
+def test_a_partial_refund_sends_amount_and_checksum(fake_iamport, alice, performance):
+    reservation, payment = paid_booking(fake_iamport, alice, performance, A1)
+    later = reservation.performance.starts_at - dt.timedelta(days=5)  # 20% fee, booking fee kept
+    Reservation.objects.filter(pk=reservation.pk).update(confirmed_at=later - dt.timedelta(days=20))
+    reservation.refresh_from_db()
+    quote = services.booking_cancel(reservation=reservation, actor=alice, now=later)
+    payment.refresh_from_db()
+    assert quote.cancellation_fee == 120000 * 20 // 100
+    assert payment.refunded_amount == quote.total_refund == 96000
+    assert payment.status == "paid"  # partly refunded
+    remote = services.get_gateway().find(imp_uid=payment.imp_uid)
+    assert remote.cancel_amount == 96000
+
+
+def test_refunds_never_exceed_what_is_left(fake_iamport, alice, performance):
+    _, payment = paid_booking(fake_iamport, alice, performance, A1)
+    with pytest.raises(services.PaymentError, match="at most"):
+        services.payment_refund(payment=payment, amount=payment.amount + 1, reason="too much")
+    services.payment_refund(payment=payment, amount=10000, reason="goodwill")
+    payment.refresh_from_db()
+    with pytest.raises(services.PaymentError, match="at most"):
+        services.payment_refund(payment=payment, amount=payment.amount, reason="again")
+    assert payment.refunded_amount == 10000
+
+
+def test_a_double_clicked_cancel_refunds_once(fake_iamport, alice, performance):
+    reservation, payment = paid_booking(fake_iamport, alice, performance, A1)
+    services.booking_cancel(reservation=reservation, actor=alice)
+    reservation.refresh_from_db()
+    with pytest.raises(services.PaymentError, match="Only a confirmed booking"):
+        services.booking_cancel(reservation=reservation, actor=alice)
+    payment.refresh_from_db()
+    assert payment.refunded_amount == payment.amount
+
+
+def test_virtual_account_refunds_need_a_refund_account(fake_iamport, alice, performance):
+    reservation, _payment = paid_booking(fake_iamport, alice, performance, A1, method="vbank")
+    with pytest.raises(services.PaymentError, match="bank account"):
+        services.booking_cancel(reservation=reservation, actor=alice)
+    services.booking_cancel(
+        reservation=reservation, actor=alice, refund_bank="004", refund_account="123-456-789", refund_holder="김예매"
+    )
+    reservation.refresh_from_db()
+    assert reservation.status == "cancelled"
+
+
+# --- Views --------------------------------------------------------------------
+
+
+def test_pay_view_renders_the_sdk_call_with_the_server_amount(client, fake_iamport, alice, performance):
+    reservation = hold(alice, performance, A1)
+    client.force_login(alice)
+    response = client.post(reverse("payments:pay", args=[reservation.code]), {"method": "card", "agree": "on"})
+    page = response.content.decode()
+    payment = Payment.objects.get(reservation=reservation)
+    assert response.status_code == 200
+    assert f'"merchant_uid": "{payment.merchant_uid}"' in page
+    assert f'"amount": {reservation.total_amount}' in page
+    assert "__fake__/iamport.js" in page
+
+
+def test_pay_needs_the_policy_agreement_and_the_owner(client, fake_iamport, alice, performance):
+    reservation = hold(alice, performance, A1)
+    url = reverse("payments:pay", args=[reservation.code])
+    assert client.post(url, {"method": "card", "agree": "on"}).status_code == 302  # to sign in
+    client.force_login(UserFactory())
+    assert client.post(url, {"method": "card", "agree": "on"}).status_code == 404
+    client.force_login(alice)
+    response = client.post(url, {"method": "card"}, follow=True)
+    assert "Please agree to the refund policy" in response.content.decode()
+    assert not Payment.objects.exists()
+
+
+def test_mobile_redirect_confirms_for_the_owner_only(client, fake_iamport, alice, performance):
+    reservation = hold(alice, performance, A1)
+    payment = start(reservation)
+    rsp = checkout(fake_iamport, payment)
+    url = reverse("payments:return") + f"?imp_uid={rsp['imp_uid']}&merchant_uid={payment.merchant_uid}&imp_success=true"
+    client.force_login(UserFactory())
+    assert client.get(url).status_code == 404
+    client.force_login(alice)
+    response = client.get(url, follow=True)
+    assert "your booking is confirmed" in response.content.decode()
+    reservation.refresh_from_db()
+    assert reservation.status == "confirmed"
+
+
+def test_callback_reports_and_redirects(client, fake_iamport, alice, performance):
+    reservation = hold(alice, performance, A1)
+    payment = start(reservation)
+    rsp = checkout(fake_iamport, payment)
+    client.force_login(alice)
+    response = client.post(
+        reverse("payments:complete"),
+        {"imp_uid": rsp["imp_uid"], "merchant_uid": payment.merchant_uid},
+        content_type="application/json",
+    )
+    assert response.json()["ok"] is True
+    assert response.json()["redirect"] == reservation.get_absolute_url()
+
+
+@pytest.mark.parametrize("as_json", [True, False])
+def test_webhook_accepts_json_and_form_and_syncs(client, fake_iamport, alice, performance, as_json):
+    reservation = hold(alice, performance, A1)
+    payment = start(reservation)
+    rsp = checkout(fake_iamport, payment)
+    body = {"imp_uid": rsp["imp_uid"], "merchant_uid": payment.merchant_uid, "status": "paid"}
+    url = reverse("payments:webhook")
+    response = client.post(url, body, content_type="application/json") if as_json else client.post(url, body)
+    assert response.status_code == 200
+    reservation.refresh_from_db()
+    assert reservation.status == "confirmed"
+
+
+def test_webhook_rejects_garbage_and_ignores_forged_ids(client, fake_iamport):
+    url = reverse("payments:webhook")
+    assert client.post(url, "{not json", content_type="application/json").status_code == 400
+    assert client.post(url, {}).status_code == 400
+    assert client.get(url).status_code == 405
+    assert client.post(url, {"imp_uid": "imp_999999999999", "status": "paid"}).status_code == 200
+    assert PaymentEvent.objects.filter(kind="unknown_imp_uid", imp_uid="imp_999999999999").exists()
+
+
+def test_cancel_page_previews_the_refund_then_cancels(client, fake_iamport, alice, performance):
+    reservation, _ = paid_booking(fake_iamport, alice, performance, A1)
+    url = reverse("payments:cancel", args=[reservation.code])
+    assert client.get(url).status_code == 302
+    client.force_login(UserFactory())
+    assert client.get(url).status_code == 404
+    client.force_login(alice)
+    page = client.get(url).content.decode()
+    assert "You will get back" in page and "₩122,000" in page
+    token = page.split('name="token" value="')[1].split('"')[0]
+    assert client.post(url, {"token": "tampered"}).status_code == 400
+    response = client.post(url, {"token": token}, follow=True)
+    assert "Your booking is cancelled." in response.content.decode()
+    reservation.refresh_from_db()
+    assert reservation.status == "cancelled"
+
+
+def test_confirmed_bookings_cannot_be_paid_twice(fake_iamport, alice, performance):
+    reservation, _ = paid_booking(fake_iamport, alice, performance, A1)
+    with pytest.raises(services.PaymentError):
+        start(reservation)

@@ -1,0 +1,215 @@
+import json
+import logging
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.signing import BadSignature, TimestampSigner
+from django.http import HttpResponse, HttpResponseBadRequest, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_POST
+
+from reservations.models import Reservation
+from reservations.services import reservation_resume_hold
+from ticketing.formatting import krw
+
+from . import services, tasks
+from .forms import CancelForm, PayForm
+from .gateway import GatewayError, PaymentNotFound
+from .models import Payment
+
+logger = logging.getLogger(__name__)
+
+
+def _own_reservation(request, code) -> Reservation:
+    return get_object_or_404(
+        Reservation.objects.select_related("performance__event__venue", "performance__layout", "user"),
+        code=code,
+        user=request.user,
+    )
+
+
+def _own_payment(request, merchant_uid) -> Payment:
+    """A payment of the signed-in customer's; another customer's order is a 404."""
+    return get_object_or_404(
+        Payment.objects.select_related("reservation__performance__event"),
+        merchant_uid=merchant_uid,
+        reservation__user=request.user,
+    )
+
+
+@login_required
+@require_POST
+def pay(request, code):
+    """Start a payment attempt and open I'mport's payment window."""
+    reservation = _own_reservation(request, code)
+    form = PayForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, " ".join(e for errors in form.errors.values() for e in errors))
+        return redirect(reservation.get_absolute_url())
+    try:
+        payment = services.payment_start(reservation=reservation, method=form.cleaned_data["method"])
+    except services.PaymentError as exc:
+        messages.error(request, exc.message)
+        return redirect(reservation.get_absolute_url())
+    event = reservation.performance.event
+    params = {
+        "pg": settings.IAMPORT_PG,
+        "pay_method": payment.method,
+        "merchant_uid": payment.merchant_uid,
+        "name": event.title[:40],
+        "amount": payment.amount,
+        "currency": payment.currency,
+        "buyer_email": request.user.email,
+        "buyer_name": request.user.get_full_name(),
+        "buyer_tel": getattr(request.user, "phone", "") or "",
+        "m_redirect_url": request.build_absolute_uri(reverse("payments:return")),
+        "notice_url": settings.SITE_URL + reverse("payments:webhook"),
+    }
+    if payment.method == Payment.Method.VBANK:
+        # The deposit deadline: never after sales close.
+        due = min(timezone.now() + timezone.timedelta(days=1), reservation.performance.sales_close_at)
+        params["vbank_due"] = timezone.localtime(due).strftime("%Y%m%d%H%M")
+    return render(
+        request,
+        "payments/pay.html",
+        {
+            "reservation": reservation,
+            "payment": payment,
+            "params": params,
+            "sdk_url": settings.IAMPORT_JS_SDK_URL,
+            "merchant_code": settings.IAMPORT_MERCHANT_CODE,
+        },
+    )
+
+
+def _body(request) -> dict | None:
+    """A JSON or form-encoded body as a dict (I'mport sends either), None if unreadable."""
+    if request.content_type == "application/json":
+        try:
+            data = json.loads(request.body or b"{}")
+        except ValueError:
+            return None
+        return data if isinstance(data, dict) else None
+    return request.POST.dict()
+
+
+def _finish(payment: Payment, imp_uid: str, source: str, error_msg: str = ""):
+    """Sync after the browser says it is done; the answer is what I'mport says."""
+    reservation = payment.reservation
+    if not imp_uid:
+        # The window failed before I'mport created a payment (declined at once,
+        # amount refused by prepare): nothing to fetch, nothing was charged.
+        Payment.objects.filter(pk=payment.pk, status=Payment.Status.PREPARED).update(
+            status=Payment.Status.FAILED,
+            failure_reason=error_msg[:250],
+        )
+        reservation_resume_hold(reservation=reservation, reason="payment window failed")
+        return False, _("The payment did not go through. You can try again while your seats are held.")
+    try:
+        result = services.payment_sync(imp_uid=imp_uid, source=source)
+    except PaymentNotFound:
+        return False, _("We could not find this payment at the payment service.")
+    except GatewayError:
+        logger.warning("sync after %s for %s deferred: gateway unavailable", source, imp_uid)
+        return False, _(
+            "We could not reach the payment service to confirm your payment. If you paid, your booking will be "
+            "confirmed automatically within a few minutes; you have not been charged twice."
+        )
+    if result.payment and result.payment.reservation_id != reservation.pk:
+        return False, _("This payment belongs to another order.")
+    return result.outcome in ("paid", "awaiting_deposit", "unchanged"), result.message
+
+
+@login_required
+@require_POST
+def complete(request):
+    """The JS SDK's callback posts here (desktop flow)."""
+    data = _body(request)
+    if data is None:
+        return HttpResponseBadRequest("unreadable body")
+    payment = _own_payment(request, str(data.get("merchant_uid", ""))[:40])
+    ok, message = _finish(
+        payment, str(data.get("imp_uid") or "")[:40], "callback", error_msg=str(data.get("error_msg") or "")
+    )
+    (messages.success if ok else messages.error)(request, message)
+    return JsonResponse({"ok": ok, "message": message, "redirect": payment.reservation.get_absolute_url()})
+
+
+@login_required
+@require_GET
+def payment_return(request):
+    """The mobile flow: I'mport redirects here (m_redirect_url) instead of calling back."""
+    payment = _own_payment(request, request.GET.get("merchant_uid", "")[:40])
+    ok, message = _finish(
+        payment, request.GET.get("imp_uid", "")[:40], "redirect", error_msg=request.GET.get("error_msg", "")
+    )
+    (messages.success if ok else messages.error)(request, message)
+    return redirect(payment.reservation.get_absolute_url())
+
+
+@csrf_exempt
+@require_POST
+def webhook(request):
+    """I'mport's notification. V1 webhooks are unsigned, so the body is only a hint:
+    the sync fetches the payment from I'mport. Answer at once; the work is queued."""
+    data = _body(request)
+    if data is None:
+        return HttpResponseBadRequest("unreadable body")
+    imp_uid = str(data.get("imp_uid") or "")[:40]
+    if not imp_uid:
+        return HttpResponseBadRequest("imp_uid is required")
+    services.record_webhook(imp_uid=imp_uid, data=data)
+    try:
+        tasks.sync_payment.delay(imp_uid)
+    except Exception:  # broker down: reconciliation will find the payment
+        logger.exception("could not queue the sync of %s", imp_uid)
+    return HttpResponse("ok")
+
+
+@login_required
+def cancel(request, code):
+    """Cancel a confirmed booking: the exact refund first, then a confirmation."""
+    reservation = _own_reservation(request, code)
+    if reservation.status != Reservation.Status.CONFIRMED:
+        messages.error(request, _("Only a confirmed booking can be cancelled."))
+        return redirect(reservation.get_absolute_url())
+    payment = reservation.payments.filter(status=Payment.Status.PAID).first()
+    quote = services.refund_preview(reservation=reservation)
+    needs_account = bool(payment and payment.method == Payment.Method.VBANK)
+    signer = TimestampSigner(salt="booking-cancel")
+    form = CancelForm(
+        request.POST or None, needs_account=needs_account, initial={"token": signer.sign(reservation.code)}
+    )
+    if request.method == "POST" and form.is_valid():
+        try:
+            signer.unsign(form.cleaned_data["token"], max_age=600)
+        except BadSignature:
+            form.add_error(None, _("The refund shown has expired. Please review it again."))
+        else:
+            try:
+                done = services.booking_cancel(
+                    reservation=reservation,
+                    actor=request.user,
+                    refund_holder=form.cleaned_data["refund_holder"],
+                    refund_bank=form.cleaned_data["refund_bank"],
+                    refund_account=form.cleaned_data["refund_account"],
+                )
+            except services.PaymentError as exc:
+                form.add_error(None, exc.message)
+            else:
+                messages.success(
+                    request,
+                    _("Your booking is cancelled. %(amount)s will be refunded.") % {"amount": krw(done.total_refund)},
+                )
+                return redirect(reservation.get_absolute_url())
+    return render(
+        request,
+        "payments/cancel.html",
+        {"reservation": reservation, "quote": quote, "form": form, "payment": payment},
+        status=400 if form.errors else 200,
+    )
