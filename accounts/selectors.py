@@ -34,10 +34,19 @@ def user_upcoming_bookings(*, user: User, now: dt.datetime, limit: int = 5) -> l
 
 
 def user_deletion_blockers(*, user: User, now: dt.datetime) -> QuerySet[Reservation]:
-    """Paid bookings for performances still to come: these must be cancelled (and
-    refunded) before the account can go, or the customer would lose the tickets."""
+    """Bookings that must be settled before the account can go: paid ones still to
+    come (cancel and refund them first, or the customer loses the tickets), ones
+    waiting for a virtual-account deposit, and ones with a refund still owed."""
     return (
-        Reservation.objects.filter(user=user, status=Status.CONFIRMED, performance__starts_at__gt=now)
+        Reservation.objects.filter(
+            # A virtual account still open could receive a deposit after the account
+            # is gone, and money still owed back needs someone to send it to.
+            Q(status=Status.CONFIRMED, performance__starts_at__gt=now)
+            | Q(payments__status="awaiting_deposit")
+            | Q(payments__needs_refund=True),
+            user=user,
+        )
+        .distinct()
         .select_related("performance__event")
         .order_by("performance__starts_at")
     )

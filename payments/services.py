@@ -448,3 +448,21 @@ def payments_reconcile(*, older_than: dt.timedelta = dt.timedelta(minutes=2), no
         except GatewayError as exc:
             logger.warning("reconciliation of %s failed: %s", payment.merchant_uid, exc)
     return synced
+
+
+# Fields of I'mport's payment object that identify the buyer; amounts, ids and dates
+# stay (accounting records must be kept), these go when the customer leaves.
+BUYER_FIELDS = ("buyer_name", "buyer_email", "buyer_tel", "buyer_addr", "buyer_postcode", "custom_data", "card_number")
+
+
+def payments_erase_personal_data(*, user) -> int:
+    """Strip the buyer's personal data from the payment records of `user`."""
+    count = 0
+    for payment in Payment.objects.filter(reservation__user=user).select_for_update():
+        payload = {k: ("" if k in BUYER_FIELDS else v) for k, v in payment.gateway_payload.items()}
+        if payload != payment.gateway_payload:
+            payment.gateway_payload = payload
+            payment.save(update_fields=["gateway_payload", "updated_at"])
+            count += 1
+    PaymentEvent.objects.filter(payment__reservation__user=user, kind="webhook").update(data={})
+    return count

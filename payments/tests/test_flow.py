@@ -375,3 +375,20 @@ def test_confirmed_bookings_cannot_be_paid_twice(fake_iamport, alice, performanc
     reservation, _ = paid_booking(fake_iamport, alice, performance, A1)
     with pytest.raises(services.PaymentError):
         start(reservation)
+
+
+def test_account_deletion_waits_for_an_open_virtual_account_then_erases_buyer_data(fake_iamport, alice, performance):
+    from accounts.services import AccountDeletionRefused, user_delete
+
+    reservation = hold(alice, performance, A1)
+    payment = start(reservation, method="vbank")
+    rsp = checkout(fake_iamport, payment, outcome="vbank", buyer_email=alice.email, buyer_name="김예매")
+    services.payment_sync(imp_uid=rsp["imp_uid"], source="callback")
+    with pytest.raises(AccountDeletionRefused, match=reservation.code):
+        user_delete(user=alice)
+    # The deposit never comes; the account expires, then the customer leaves.
+    Payment.objects.filter(pk=payment.pk).update(status="failed")
+    user_delete(user=alice)
+    payment.refresh_from_db()
+    assert payment.gateway_payload["buyer_email"] == "" and payment.gateway_payload["buyer_name"] == ""
+    assert payment.gateway_payload["amount"] == payment.amount  # the accounting record stays
