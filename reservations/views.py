@@ -17,6 +17,7 @@ from payments.services import policy_for_event, refund_preview
 from . import services
 from .forms import BestAvailableForm, HoldForm
 from .models import Reservation
+from .tickets import ticket_qr_svg
 
 
 def _own_reservation(request, code) -> Reservation:
@@ -127,6 +128,7 @@ def detail(request, code):
             "pay_form": PayForm(initial={"method": Payment.Method.CARD}),
             "policy": policy_for_event(reservation.performance.event),
             "refund": refund_preview(reservation=reservation, now=now) if status == "confirmed" else None,
+            "ticket_qr": ticket_qr_svg(reservation) if status == "confirmed" else None,
             "performance": reservation.performance,
             "event": reservation.performance.event,
             "lines": lines,
