@@ -88,3 +88,19 @@ def page(browser):
     page.set_default_timeout(15_000)
     yield page
     context.close()
+
+
+@pytest.fixture
+def alice(db):
+    """A customer."""
+    from events.tests.factories import UserFactory
+
+    return UserFactory(email="alice@example.com")
+
+
+@pytest.fixture
+def bob(db):
+    """Another customer, for "someone else's" cases."""
+    from events.tests.factories import UserFactory
+
+    return UserFactory(email="bob@example.com")

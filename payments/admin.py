@@ -8,6 +8,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from reservations import services as reservation_services
+from ticketing.admin_helpers import ReadOnlyTabularInline
 from ticketing.formatting import krw
 
 from . import services
@@ -15,17 +16,11 @@ from .forms import StaffRefundForm
 from .models import Payment, PaymentEvent, RefundPolicy
 
 
-class PaymentEventInline(admin.TabularInline):
+class PaymentEventInline(ReadOnlyTabularInline):
     """The append-only log of everything that happened to the payment."""
 
     model = PaymentEvent
     fields = ["at", "kind", "message", "imp_uid", "data"]
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(Payment)

@@ -4,34 +4,23 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
+from ticketing.admin_helpers import ReadOnlyTabularInline
 from ticketing.formatting import krw
 
 from . import services
 from .models import InventoryItem, Reservation, ReservationLine, ReservationTransition
 
 
-class ReservationLineInline(admin.TabularInline):
+class ReservationLineInline(ReadOnlyTabularInline):
     model = ReservationLine
     fields = ["label", "grade_name", "price"]
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
 
 
-class ReservationTransitionInline(admin.TabularInline):
+class ReservationTransitionInline(ReadOnlyTabularInline):
     """The state history: append-only, so read-only here."""
 
     model = ReservationTransition
     fields = ["at", "from_status", "to_status", "actor", "reason"]
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
 
 
 class EffectiveStatusFilter(admin.SimpleListFilter):

@@ -19,11 +19,6 @@ pytestmark = pytest.mark.django_db
 A1, A2 = "1층 A구역 A열 1번", "1층 A구역 A열 2번"
 
 
-@pytest.fixture
-def alice(db):
-    return UserFactory(email="alice@example.com")
-
-
 def fake(fake_iamport, path, **payload):
     response = requests.post(fake_iamport.url + "__fake__/" + path, json=payload, timeout=10)
     assert response.status_code == 200, response.text

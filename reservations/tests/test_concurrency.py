@@ -17,7 +17,7 @@ from django.db import connection, connections
 from django.utils import timezone
 
 from events.models import Event
-from events.tests.factories import UserFactory
+from events.tests.factories import UserFactory, session_key_for
 from reservations.models import InventoryItem, Reservation
 from reservations.services import ReservationError, Selection, reservation_hold
 from reservations.tests.factories import seat_items
@@ -174,19 +174,11 @@ def test_canary_read_check_write_oversells_under_the_same_harness(performance):
 def http_buyers(live_server, performance):
     """Signed-in browsers (real HTTP sessions with CSRF tokens) for the live server."""
     from django.conf import settings
-    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
-    from django.contrib.sessions.backends.db import SessionStore
 
     sessions = []
     for _ in range(THREADS):
-        user = UserFactory()
-        store = SessionStore()
-        store[SESSION_KEY] = str(user.pk)
-        store[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
-        store[HASH_SESSION_KEY] = user.get_session_auth_hash()
-        store.save()
         browser = requests.Session()
-        browser.cookies.set(settings.SESSION_COOKIE_NAME, store.session_key)
+        browser.cookies.set(settings.SESSION_COOKIE_NAME, session_key_for(UserFactory()))
         page = browser.get(live_server.url + performance.get_absolute_url(), timeout=30)
         assert page.status_code == 200
         token = page.text.split('name="token" value="')[1].split('"')[0]

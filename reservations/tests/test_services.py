@@ -32,16 +32,6 @@ C1 = "1층 A구역 C열 1번"
 STANDING = "스탠딩"
 
 
-@pytest.fixture
-def alice(db):
-    return UserFactory(email="alice@example.com")
-
-
-@pytest.fixture
-def bob(db):
-    return UserFactory(email="bob@example.com")
-
-
 def standing_zone(performance):
     return performance.layout.sections.get(kind="standing")
 

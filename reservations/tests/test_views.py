@@ -8,23 +8,13 @@ from django.urls import reverse
 from django.utils import timezone
 
 from events.models import Performance, PriceGrade
-from events.tests.factories import PerformanceFactory, UserFactory
+from events.tests.factories import PerformanceFactory
 from reservations.models import InventoryItem, Reservation
 from reservations.tests.factories import hold, seat_items
 
 pytestmark = pytest.mark.django_db
 
 A1, A2, A3 = (f"1층 A구역 A열 {n}번" for n in range(1, 4))
-
-
-@pytest.fixture
-def alice(db):
-    return UserFactory(email="alice@example.com")
-
-
-@pytest.fixture
-def bob(db):
-    return UserFactory(email="bob@example.com")
 
 
 def hold_url(performance):
