@@ -77,12 +77,14 @@ def render_seat_map(
             )
     taken_word = escape(_("sold"))
     state_words = {"free": _("free"), "held": _("held"), "sold": _("sold"), "blocked": _("blocked")}
+    # Formatting a price costs microseconds; thousands of seats share a handful of grades.
+    grade_texts = {grade.id: _grade_text(grade) for grade in seat_map.grades}
     for seat in seat_map.seats:
         grade = grades[seat.grade_id]
         if staff_states is not None:
             place = staff_states[seat.item_id]
             colour = STAFF_COLOURS.get(place.state, grade.colour)
-            title = f"{escape(seat.label)} · {_grade_text(grade)} · {escape(state_words[place.state])}"
+            title = f"{escape(seat.label)} · {grade_texts[grade.id]} · {escape(state_words[place.state])}"
             if place.holder:
                 title += f" · {escape(place.holder)}"
             parts.append(
@@ -94,7 +96,7 @@ def render_seat_map(
         classes = "seat" if seat.is_free else "seat taken"
         if seat.is_accessible:
             classes += " accessible"
-        state = _grade_text(grade) if seat.is_free else taken_word
+        state = grade_texts[grade.id] if seat.is_free else taken_word
         control = ""
         if selectable and seat.is_free:
             checked = seat.item_id in selected

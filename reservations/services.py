@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, OperationalError, connection, transaction
-from django.db.models import BooleanField, ExpressionWrapper
+from django.db.models import BooleanField, ExpressionWrapper, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
@@ -36,7 +36,6 @@ from .models import (
     ReservationLine,
     ReservationTransition,
     free_condition,
-    taken_condition,
 )
 
 logger = logging.getLogger(__name__)
@@ -210,7 +209,13 @@ def reservation_hold(
     if replace is not None:
         replace = _lock_own_hold(replace, user=user, performance=performance, now=now)
 
-    mine = InventoryItem.objects.filter(performance=performance, reservation__user=user).filter(taken_condition(now))
+    # Counted from the customer's own live reservations (a few rows), not from the
+    # performance's inventory (thousands near a sell-out): a live reservation still
+    # owns every place on its lines, since places change hands only after expiry.
+    mine = ReservationLine.objects.filter(reservation__user=user, reservation__performance=performance).filter(
+        Q(reservation__status=Status.CONFIRMED)
+        | Q(reservation__status__in=Reservation.LIVE_HOLD_STATUSES, reservation__expires_at__gt=now)
+    )
     if replace is not None:
         mine = mine.exclude(reservation=replace)
     already = mine.count()
