@@ -110,7 +110,7 @@ class RefundPolicy(models.Model):
     flat_fee_per_ticket = models.PositiveIntegerField(
         _("fee per ticket after the free period (KRW)"),
         default=4000,
-        help_text=_("Charged until the percentage tiers begin; capped at 10% of the ticket price."),
+        help_text=_("Charged until the percentage tiers begin; never more than a tenth of the ticket price."),
     )
     fee_percent_9_to_7_days = models.PositiveSmallIntegerField(_("fee % 9-7 days before"), default=10)
     fee_percent_6_to_3_days = models.PositiveSmallIntegerField(_("fee % 6-3 days before"), default=20)

@@ -69,7 +69,7 @@ class Migration(migrations.Migration):
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('free_days_after_booking', models.PositiveSmallIntegerField(default=7, verbose_name='free cancellation for this many days after booking')),
                 ('free_min_days_before', models.PositiveSmallIntegerField(default=10, verbose_name='...but only while the performance is at least this many days away')),
-                ('flat_fee_per_ticket', models.PositiveIntegerField(default=4000, help_text='Charged until the percentage tiers begin; capped at 10% of the ticket price.', verbose_name='fee per ticket after the free period (KRW)')),
+                ('flat_fee_per_ticket', models.PositiveIntegerField(default=4000, help_text='Charged until the percentage tiers begin; never more than a tenth of the ticket price.', verbose_name='fee per ticket after the free period (KRW)')),
                 ('fee_percent_9_to_7_days', models.PositiveSmallIntegerField(default=10, verbose_name='fee % 9-7 days before')),
                 ('fee_percent_6_to_3_days', models.PositiveSmallIntegerField(default=20, verbose_name='fee % 6-3 days before')),
                 ('fee_percent_2_to_1_days', models.PositiveSmallIntegerField(default=30, verbose_name='fee % 2-1 days before')),
