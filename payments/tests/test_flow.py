@@ -387,3 +387,35 @@ def test_account_deletion_waits_for_an_open_virtual_account_then_erases_buyer_da
     payment.refresh_from_db()
     assert payment.gateway_payload["buyer_email"] == "" and payment.gateway_payload["buyer_name"] == ""
     assert payment.gateway_payload["amount"] == payment.amount  # the accounting record stays
+
+
+def test_a_stale_webhook_arriving_after_a_newer_one_changes_nothing(client, fake_iamport, alice, performance):
+    reservation = hold(alice, performance, A1)
+    payment = start(reservation, method="vbank")
+    rsp = checkout(fake_iamport, payment, outcome="vbank")
+    fake(fake_iamport, "vbank/deposit", imp_uid=rsp["imp_uid"])
+    url = reverse("payments:webhook")
+    # The deposit's "paid" webhook is processed first, the issuance's "ready" one late.
+    for status in ("paid", "ready", "paid"):
+        assert (
+            client.post(
+                url, {"imp_uid": rsp["imp_uid"], "merchant_uid": payment.merchant_uid, "status": status}
+            ).status_code
+            == 200
+        )
+    payment.refresh_from_db()
+    reservation.refresh_from_db()
+    assert (payment.status, reservation.status) == ("paid", "confirmed")
+    assert reservation.transitions.filter(to_status="confirmed").count() == 1
+
+
+def test_a_gateway_500_mid_sync_is_retried_without_harm(fake_iamport, alice, performance):
+    reservation = hold(alice, performance, A1)
+    payment = start(reservation)
+    rsp = checkout(fake_iamport, payment)
+    fake_iamport.add_fault(status=500, count=1, match=rsp["imp_uid"])
+    with pytest.raises(services.GatewayUnavailable):
+        services.payment_sync(imp_uid=rsp["imp_uid"], source="webhook")
+    reservation.refresh_from_db()
+    assert reservation.status == "pending_payment"
+    assert services.payment_sync(imp_uid=rsp["imp_uid"], source="webhook").outcome == "paid"
