@@ -40,6 +40,7 @@ docs/benchmarks.md.
 import argparse
 import asyncio
 import itertools
+import json
 import math
 import os
 import random
@@ -316,13 +317,15 @@ class Answer:
     error: str = ""
 
 
-async def request(port: int, method: str, path: str, *, cookies: str, body: bytes = b"", timeout=60.0) -> Answer:
+async def request(
+    port: int, method: str, path: str, *, cookies: str, body: bytes = b"", timeout=60.0, accept="text/html"
+) -> Answer:
     head = [
         f"{method} {path} HTTP/1.1",
         f"Host: 127.0.0.1:{port}",
         f"Cookie: {cookies}",
         "Accept-Language: en",
-        "Accept: text/html",
+        f"Accept: {accept}",
         "User-Agent: flash-sale-bench",
         "Connection: close",
     ]
@@ -426,8 +429,22 @@ async def customer_run(customer: Customer, world: World, port: int, go: asyncio.
                 return
             token = uuid.uuid4().hex
         body = urlencode({"token": token, "items": seats, "csrfmiddlewaretoken": csrf}, doseq=True).encode()
-        answer = await request(port, "POST", world.hold_path, cookies=cookies, body=body)
+        accept = "application/json" if args.json else "text/html"
+        answer = await request(port, "POST", world.hold_path, cookies=cookies, body=body, accept=accept)
         location = answer.headers.get("location", "")
+        if args.json and answer.status in (200, 409) and answer.body.startswith(b"{"):
+            # What the seat map's script gets: a redirect, or the ids of the seats just taken.
+            data = json.loads(answer.body)
+            if answer.status == 200 and "/my/bookings/" in data.get("redirect", ""):
+                customer.attempts.append(Attempt("hold", 200, answer.seconds))
+                customer.held, customer.outcome = seats, "held"
+                customer.code = data["redirect"].rstrip("/").rsplit("/", 1)[-1]
+                return
+            if answer.status == 409 and data.get("taken"):
+                customer.attempts.append(Attempt("conflict", 409, answer.seconds))
+                free -= set(data["taken"]) | set(seats)
+                token = None
+                continue
         if answer.status == 302 and "/my/bookings/" in location:
             customer.attempts.append(Attempt("hold", 302, answer.seconds))
             customer.held, customer.code, customer.outcome = seats, location.rstrip("/").rsplit("/", 1)[-1], "held"
@@ -678,6 +695,9 @@ def main():
         type=float,
         default=0,
         help="customers arriving per second, evenly spaced (default 0: all at the same instant)",
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="post like the seat map's script (Accept: application/json)"
     )
     parser.add_argument("--think-ms", type=int, default=0, help="pause before retrying after a 409 (default none)")
     parser.add_argument(

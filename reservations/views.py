@@ -1,6 +1,7 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import redirect_to_login
+from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -40,6 +41,9 @@ def hold(request, slug, pk):
     if not request.user.is_authenticated:
         # Back to the seat map after signing in: this POST cannot be replayed as a GET.
         return redirect_to_login(performance.get_absolute_url())
+    # The map's script asks for JSON: a seat just taken then costs a few bytes, not a
+    # redrawn 2,000-seat page; without JavaScript the whole page comes back instead.
+    wants_json = request.headers.get("Accept", "").startswith("application/json")
     standing_zones = list(performance.layout.sections.filter(kind="standing").order_by("position", "id"))
     hold_form = best_form = None
     selected: frozenset[int] = frozenset()
@@ -74,13 +78,21 @@ def hold(request, slug, pk):
                 )
         except services.SeatsTaken as exc:
             status, error = 409, exc.message
+            taken = _item_ids(performance, exc.labels)
+            if wants_json:
+                return JsonResponse({"error": error, "taken": sorted(taken)}, status=409)
             # Keep the rest of the customer's choice ticked on the redrawn map.
-            selected = frozenset(form.cleaned_data.get("items", ())) - _item_ids(performance, exc.labels)
+            selected = frozenset(form.cleaned_data.get("items", ())) - taken
         except services.ReservationError as exc:
             status, error = 400, exc.message
             selected = frozenset(form.cleaned_data.get("items", ()))
         else:
+            if wants_json:
+                return JsonResponse({"redirect": reservation.get_absolute_url()})
             return redirect("reservations:detail", code=reservation.code)
+    if wants_json:
+        messages_ = [error] if form.is_valid() else [e for errors in form.errors.values() for e in errors]
+        return JsonResponse({"error": " ".join(messages_)}, status=status)
     if change is not None and (change.status != Reservation.Status.HELD or change.is_expired()):
         change = None
     # Forms with field errors are shown again with them; otherwise the page gets fresh

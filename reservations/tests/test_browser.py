@@ -70,3 +70,27 @@ def test_the_limit_is_shown_before_submitting(live_server, page, performance):
         seats.nth(index).click()
     assert page.locator("#selection-count").inner_text() == "4"
     assert page.locator("#limit-message").is_visible()
+
+
+def test_a_seat_taken_meanwhile_is_greyed_out_and_the_rest_kept(live_server, page, performance):
+    from reservations.tests.factories import hold
+
+    customer = UserFactory()
+    sign_in(page, live_server, customer)
+    page.goto(live_server.url + performance.get_absolute_url())
+    seat_a1, seat_a2 = seat_items(performance, "1층 A구역 A열 1번", "1층 A구역 A열 2번")
+    page.locator(f'circle[data-item="{seat_a1.pk}"]').click()
+    page.locator(f'circle[data-item="{seat_a2.pk}"]').click()
+    hold(UserFactory(), performance, "1층 A구역 A열 2번")  # someone else is quicker
+    page.get_by_role("button", name="Hold these seats").click()
+
+    alert = page.get_by_role("alert").filter(has_text="just taken")
+    alert.wait_for()
+    assert "1층 A구역 A열 2번" in alert.inner_text()
+    assert "taken" in page.locator(f'circle[data-item="{seat_a2.pk}"]').get_attribute("class")
+    assert page.locator(f'circle[data-item="{seat_a1.pk}"]').get_attribute("aria-checked") == "true"
+    assert page.locator("#selection-count").inner_text() == "1"
+
+    page.get_by_role("button", name="Hold these seats").click()
+    page.wait_for_url(re.compile(r"/my/bookings/T\w+/$"))
+    assert [line.label for line in Reservation.objects.get(user=customer).lines.all()] == ["1층 A구역 A열 1번"]

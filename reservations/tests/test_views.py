@@ -234,3 +234,19 @@ def test_seat_map_queries_stay_constant_for_customers(client, alice, performance
     with CaptureQueriesContext(connection) as again:
         client.get(big.get_absolute_url())
     assert len(again.captured_queries) == len(small.captured_queries)
+
+
+def test_the_map_script_gets_short_json_answers(client, alice, bob, performance):
+    hold(bob, performance, A2)
+    client.force_login(alice)
+    a1, a2 = seat_items(performance, A1, A2)
+    ask = {"HTTP_ACCEPT": "application/json"}
+    taken = client.post(hold_url(performance), {"token": "j1", "items": [a1.pk, a2.pk]}, **ask)
+    assert taken.status_code == 409
+    assert taken.json() == {"error": taken.json()["error"], "taken": [a2.pk]}
+    assert A2 in taken.json()["error"]
+    bad = client.post(hold_url(performance), {"token": "j2", "items": ["x"]}, **ask)
+    assert bad.status_code == 400 and "damaged" in bad.json()["error"]
+    done = client.post(hold_url(performance), {"token": "j3", "items": [a1.pk]}, **ask)
+    assert done.status_code == 200
+    assert done.json()["redirect"] == Reservation.objects.get(user=alice).get_absolute_url()

@@ -127,13 +127,59 @@
   form.querySelectorAll("input[data-zone-grade]").forEach(function (input) {
     input.addEventListener("input", refresh);
   });
+  function showError(text) {
+    var box = document.getElementById("hold-error");
+    if (!box) {
+      box = document.createElement("div");
+      box.id = "hold-error";
+      box.className = "alert alert-error";
+      box.setAttribute("role", "alert");
+      var frame = document.querySelector(".seatmap-layout");
+      frame.parentNode.insertBefore(box, frame);
+    }
+    box.textContent = text;
+  }
+
+  // Seats someone else just took: grey them out, untick them, keep the rest.
+  function markTaken(ids) {
+    ids.forEach(function (id) {
+      var seat = svg.querySelector('circle[data-item="' + id + '"]');
+      if (!seat) return;
+      seat.setAttribute("aria-checked", "false");
+      seat.classList.remove("selected");
+      seat.classList.add("taken");
+      seat.removeAttribute("role");
+      seat.removeAttribute("tabindex");
+      seat.setAttribute("fill", "#c9ccd1");
+      seats = seats.filter(function (s) { return s !== seat; });
+    });
+    refresh();
+  }
+
   form.addEventListener("submit", function (event) {
     if (refresh() > limit) { event.preventDefault(); if (limitMessage) limitMessage.hidden = false; return; }
     // One click, one hold: the server would also treat a resubmission as the same hold.
     var button = document.getElementById("hold-button");
     if (!button) return;
-    if (button.dataset.sent) { event.preventDefault(); return; }
+    event.preventDefault();
+    if (button.dataset.sent) return;
     button.dataset.sent = "1";
+    fetch(form.action, {
+      method: "POST",
+      body: new FormData(form),
+      credentials: "same-origin",
+      headers: { Accept: "application/json" },
+    })
+      .then(function (response) {
+        return response.json().then(function (data) { return { status: response.status, data: data }; });
+      })
+      .then(function (answer) {
+        if (answer.data.redirect) { window.location.assign(answer.data.redirect); return; }
+        delete button.dataset.sent;
+        if (answer.data.taken) markTaken(answer.data.taken);
+        showError(answer.data.error || "");
+      })
+      .catch(function () { form.submit(); });  // no JSON (e.g. signed out): the plain form
   });
 
   if (list) {
