@@ -12,6 +12,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
+from notifications.services import notifications_erase_personal_data
 from payments.services import payments_erase_personal_data
 from reservations.models import Reservation
 from reservations.services import ReservationError, reservation_release
@@ -122,6 +123,7 @@ def user_delete(*, user: User, now: dt.datetime | None = None) -> User:
     _refuse_if_booked(user, now)
 
     payments_erase_personal_data(user=user)
+    notifications_erase_personal_data(user=user)
     EmailAddress.objects.filter(user=user).delete()  # and their confirmations
     SocialAccount.objects.filter(user=user).delete()  # and their tokens
     user.email = f"deleted-{user.pk}@{DELETED_EMAIL_DOMAIN}"

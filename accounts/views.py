@@ -11,6 +11,8 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_safe
 
+from notifications.selectors import user_notifications
+
 from . import selectors, services
 from .forms import AccountDeleteForm, ProfileForm
 from .language import language_activate, language_apply
@@ -27,6 +29,7 @@ def my_page(request):
             "upcoming": selectors.user_upcoming_bookings(user=user, now=timezone.now()),
             "email_addresses": selectors.user_email_addresses(user=user),
             "social_accounts": selectors.user_social_accounts(user=user),
+            "notifications": user_notifications(user=user),
         },
     )
 

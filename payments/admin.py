@@ -7,6 +7,8 @@ from django.utils.html import format_html
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from notifications.models import Notification
+from notifications.services import notification_queue
 from reservations import services as reservation_services
 from ticketing.admin_helpers import ReadOnlyTabularInline
 from ticketing.formatting import krw
@@ -116,7 +118,7 @@ class PaymentAdmin(admin.ModelAdmin):
         if request.method == "POST" and form.is_valid():
             data = form.cleaned_data
             try:
-                services.payment_refund(
+                refunded = services.payment_refund(
                     payment=payment,
                     amount=data["amount"],
                     reason=data["reason"],
@@ -124,10 +126,17 @@ class PaymentAdmin(admin.ModelAdmin):
                     refund_bank=data["refund_bank"],
                     refund_account=data["refund_account"],
                 )
-                if data["cancel_booking"] and payment.reservation.status == "confirmed":
+                cancelled = data["cancel_booking"] and payment.reservation.status == "confirmed"
+                if cancelled:
                     reservation_services.reservation_cancel(
                         reservation=payment.reservation, actor=request.user, reason=data["reason"]
                     )
+                notification_queue(
+                    kind=Notification.Kind.BOOKING_CANCELLED if cancelled else Notification.Kind.REFUNDED,
+                    reservation=payment.reservation,
+                    payment=refunded,
+                    context={"refund": data["amount"]},
+                )
             except services.PaymentError as exc:
                 form.add_error(None, exc.message)
             except reservation_services.ReservationError as exc:

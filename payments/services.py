@@ -14,12 +14,12 @@ import datetime as dt
 import logging
 from dataclasses import dataclass
 
-from django.conf import settings
-from django.core.mail import send_mail
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from notifications.models import Notification
+from notifications.services import notification_queue
 from reservations import services as reservation_services
 from reservations.models import Reservation
 from ticketing.formatting import krw
@@ -180,6 +180,7 @@ def _apply(remote: GatewayPayment, source: str) -> SyncResult:
                 ),
             )
         _log(payment, "paid", amount=remote.amount)
+        notification_queue(kind=Notification.Kind.BOOKING_CONFIRMED, reservation=reservation, payment=payment)
         return SyncResult(payment, "paid", _("Payment received: your booking is confirmed."))
 
     if remote.status == "ready" and payment.method == Payment.Method.VBANK:
@@ -201,7 +202,8 @@ def _apply(remote: GatewayPayment, source: str) -> SyncResult:
             except reservation_services.ReservationError:
                 pass  # the hold ended already; a deposit will be checked when it comes
         _log(payment, "vbank_issued", remote.vbank_num)
-        transaction.on_commit(lambda: _email_deposit_details(payment.pk))
+        # Recorded in this transaction, emailed after it commits (notifications.services).
+        notification_queue(kind=Notification.Kind.AWAITING_DEPOSIT, reservation=reservation, payment=payment)
         return SyncResult(payment, "awaiting_deposit", _("Virtual account issued: please deposit before the deadline."))
 
     if remote.status == "failed":
@@ -249,6 +251,12 @@ def _record_refund(payment: Payment, remote: GatewayPayment, reservation: Reserv
             reservation_services.reservation_cancel(
                 reservation=reservation, actor=None, reason=f"refunded at I'mport ({source})"
             )
+            notification_queue(
+                kind=Notification.Kind.BOOKING_CANCELLED,
+                reservation=reservation,
+                payment=payment,
+                context={"refund": refunded},
+            )
     payment.save()
     _log(payment, "refund_recorded", amount=refunded)
     return SyncResult(payment, "refunded", _("Refunded %(amount)s.") % {"amount": krw(refunded)})
@@ -279,34 +287,6 @@ def _refund_owed(payment: Payment) -> None:
         locked.gateway_payload = remote.raw
         locked.save()
         _log(locked, "auto_refunded", locked.failure_reason, amount=remote.cancel_amount)
-
-
-def _email_deposit_details(payment_id: int) -> None:
-    payment = Payment.objects.select_related("reservation__user", "reservation__performance__event").get(pk=payment_id)
-    reservation = payment.reservation
-    due = timezone.localtime(payment.vbank_due) if payment.vbank_due else None
-    body = _(
-        "Please deposit %(amount)s to %(bank)s %(account)s (holder %(holder)s) by %(due)s "
-        "to confirm booking %(code)s for %(event)s.\n\n%(url)s"
-    ) % {
-        "amount": krw(payment.amount),
-        "bank": payment.vbank_name,
-        "account": payment.vbank_num,
-        "holder": payment.vbank_holder,
-        "due": f"{due:%Y-%m-%d %H:%M}" if due else "-",
-        "code": reservation.code,
-        "event": reservation.performance.event.title,
-        "url": settings.SITE_URL + reservation.get_absolute_url(),
-    }
-    try:
-        send_mail(
-            _("[Ticketing] Deposit details for booking %(code)s") % {"code": reservation.code},
-            body,
-            None,
-            [reservation.user.email],
-        )
-    except Exception:  # email must never undo a payment record
-        logger.exception("could not email deposit details for %s", payment.merchant_uid)
 
 
 # --- Refunds ------------------------------------------------------------------
@@ -415,6 +395,17 @@ def booking_cancel(
         )
     except reservation_services.InvalidTransition as exc:
         raise PaymentError(exc.message) from exc
+    notification_queue(
+        kind=Notification.Kind.BOOKING_CANCELLED,
+        reservation=reservation,
+        payment=payment,
+        context={
+            # `payment` is as it was before this refund: this is what was refunded now.
+            "refund": min(quote.total_refund, payment.amount - payment.refunded_amount),
+            "fee": quote.cancellation_fee,
+        },
+        now=now,
+    )
     return quote
 
 

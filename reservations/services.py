@@ -29,6 +29,8 @@ from django.utils.translation import ngettext
 
 from events.layout_builder import SEAT_PITCH
 from events.models import Performance, PriceGrade, Seat, Section
+from notifications.models import Notification
+from notifications.services import notification_queue
 
 from .models import (
     InventoryItem,
@@ -565,6 +567,8 @@ def holds_expire(*, now: dt.datetime | None = None, batch: int = 500) -> int:
                     continue
                 _free_items(reservation)
                 _transition(reservation, Status.EXPIRED, reason="hold time ran out", now=now)
+                # Recorded with the expiry, emailed once it commits.
+                notification_queue(kind=Notification.Kind.BOOKING_EXPIRED, reservation=reservation, now=now)
                 count += 1
         except (InvalidTransition, IntegrityError):
             continue  # moved on by someone else in the meantime

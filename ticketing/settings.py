@@ -6,6 +6,7 @@ DEBUG=0 and must then provide SECRET_KEY and ALLOWED_HOSTS; see README.md for th
 full table of variables.
 """
 
+import datetime as dt
 import os
 import tempfile
 from pathlib import Path
@@ -65,6 +66,9 @@ INSTALLED_APPS = [
     "events",
     "reservations",
     "payments",
+    "notifications",
+    # Celery beat's schedule lives in the database, edited by staff in the admin.
+    "django_celery_beat",
 ]
 
 MIDDLEWARE = [
@@ -152,14 +156,39 @@ else:
     CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=True)
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TIMEZONE = "Asia/Seoul"
+# JSON only: a pickle payload from anyone who can write to Redis would be code execution.
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+# Nothing reads task results; tasks record what they did in the database.
+CELERY_TASK_IGNORE_RESULT = True
+# Every task is idempotent (sweeps, the payment sync, notification sends that claim
+# their row first), so a task is acknowledged only when it has finished, and one whose
+# worker died is put back on the queue rather than lost.
 CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1  # with late acks, do not hoard tasks a free worker could run
 CELERY_TASK_TIME_LIMIT = 120
 CELERY_TASK_SOFT_TIME_LIMIT = 100
-CELERY_BEAT_SCHEDULE = {
-    # Availability never waits for this (expiry is lazy); it tidies and records history.
-    "release-expired-holds": {"task": "reservations.tasks.release_expired_holds", "schedule": 60.0},
-    "reconcile-payments": {"task": "payments.tasks.reconcile_payments", "schedule": 300.0},
+# Two queues: hold expiry and payments on "default", email on "email", each with its
+# own workers (compose.yaml), so a slow mail server never delays releasing seats.
+CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_TASK_ROUTES = {"notifications.tasks.*": {"queue": "email"}}
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    # Redis hands an unacknowledged task to another worker after this long. It must
+    # exceed the longest retry countdown (notifications back off up to 16 minutes),
+    # or a task waiting for its retry would be delivered twice.
+    "visibility_timeout": 3600,
+    "socket_connect_timeout": 3,
 }
+# A request that queues a task while Redis is down gives up quickly (and logs it:
+# ticketing.celery.enqueue); the periodic jobs pick up what the task would have done.
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}
+# The schedule is django-celery-beat's, in the database: the defaults are created by
+# the migration notifications/migrations/0002_default_beat_schedule.py and staff edit
+# them in the admin (Periodic tasks).
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 
 # --- Auth ---------------------------------------------------------------------
 AUTH_USER_MODEL = "accounts.User"
@@ -270,6 +299,8 @@ EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
 vars().update(EMAIL_CONFIG)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Ticketing <no-reply@ticketing.local>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
+# Seconds before an unresponsive mail server counts as down (the send is retried later).
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
 
 # --- Security (production) ----------------------------------------------------
 SESSION_COOKIE_HTTPONLY = True
@@ -296,6 +327,26 @@ LOGGING = {
 # --- Ticketing ----------------------------------------------------------------
 # Events may override these per event; they are the defaults new events start with.
 TICKETING_DEFAULT_TICKET_LIMIT = env.int("TICKETING_DEFAULT_TICKET_LIMIT", default=4)
+
+
+def _durations(name: str, default: str) -> tuple[dt.timedelta, ...]:
+    """Durations like "24h,3h,30m,2d" as timedeltas, longest first; a typo stops the process."""
+    units = {"d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
+    values = []
+    for part in env.str(name, default=default).split(","):
+        part = part.strip().lower()
+        if not part:
+            continue
+        if len(part) < 2 or part[-1] not in units or not part[:-1].isdigit() or int(part[:-1]) == 0:
+            raise environ.ImproperlyConfigured(f'{name}: "{part}" is not a duration like 24h, 90m or 2d')
+        values.append(dt.timedelta(**{units[part[-1]]: int(part[:-1])}))
+    return tuple(sorted(set(values), reverse=True))
+
+
+# When customers with an unpaid booking (a virtual account awaiting deposit, or any
+# hold with a long deadline) are reminded, before the deadline. Only offsets that were
+# still ahead when the booking was made are used.
+TICKETING_PAYMENT_REMINDER_OFFSETS = _durations("TICKETING_PAYMENT_REMINDER_OFFSETS", "24h,3h")
 
 # --- Payments: I'mport (PortOne V1) -------------------------------------------------
 # Development talks to the local fake server (`python -m payments.fake_iamport`, which
