@@ -66,6 +66,9 @@ run: messages seed
 	@echo ""
 	@$(PY) -m payments.fake_iamport --host 127.0.0.1 --port $(FAKE_IAMPORT_PORT) & fake=$$!; \
 	trap 'kill $$fake 2>/dev/null' EXIT INT TERM; \
+	SITE_URL=$${SITE_URL:-http://$(HOST):$(PORT)} \
+	IAMPORT_API_URL=$${IAMPORT_API_URL:-http://127.0.0.1:$(FAKE_IAMPORT_PORT)/} \
+	IAMPORT_JS_SDK_URL=$${IAMPORT_JS_SDK_URL:-http://127.0.0.1:$(FAKE_IAMPORT_PORT)/__fake__/iamport.js} \
 	$(PY) manage.py runserver $(HOST):$(PORT)
 
 lint: $(VENV)/.dev
