@@ -80,3 +80,24 @@ def account_delete(request):
                 )
                 return redirect("events:home")
     return render(request, "accounts/delete.html", {"form": form, "blockers": blockers}, status=status)
+
+
+def admin_login(request, extra_context=None):
+    """The staff admin's login, throttled with the same limits as the site's sign-in.
+
+    allauth only limits its own login form; without this, /admin/login/ would accept
+    unlimited password guesses for staff accounts.
+    """
+    from django.contrib import admin
+    from django.shortcuts import render
+
+    email = request.POST.get("username", "").strip().lower() if request.method == "POST" else ""
+    if email and not ratelimit.consume(request, action="login_failed", key=email, dry_run=True):
+        return render(request, "429.html", status=429)
+    response = admin.site.login(request, extra_context=extra_context)
+    if email:
+        if request.user.is_authenticated:
+            ratelimit.clear(request, action="login_failed", key=email)
+        else:
+            ratelimit.consume(request, action="login_failed", key=email)
+    return response
