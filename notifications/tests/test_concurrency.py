@@ -11,11 +11,9 @@ proving the harness can catch the race.
 import datetime as dt
 import threading
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from django.core import mail
-from django.db import connections
 from django.utils import timezone
 
 from events.tests.factories import UserFactory
@@ -27,6 +25,7 @@ from notifications.services import (
     notifications_send_pending,
     payment_reminders_queue,
 )
+from ticketing.testing import race as shared_race
 
 from .conftest import A1, A2, A3, vbank_booking
 
@@ -37,20 +36,7 @@ H = dt.timedelta(hours=1)
 
 
 def race(worker, count: int = THREADS):
-    """Run `worker(i)` in `count` threads released together; return results or errors."""
-    barrier = threading.Barrier(count, timeout=30)
-
-    def run(i):
-        try:
-            barrier.wait()
-            return worker(i)
-        except Exception as exc:  # collected and asserted on by the test
-            return exc
-        finally:
-            connections.close_all()
-
-    with ThreadPoolExecutor(max_workers=count) as pool:
-        return list(pool.map(run, range(count)))
+    return shared_race(worker, count)
 
 
 @pytest.fixture

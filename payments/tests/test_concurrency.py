@@ -8,7 +8,7 @@ from payments import services
 from payments.models import Payment
 from payments.tests.test_flow import checkout, paid_booking, start
 from reservations.tests.factories import hold
-from reservations.tests.test_concurrency import race
+from ticketing.testing import race
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -9,11 +9,10 @@ the same harness and must oversell, proving the harness can catch a race.
 import datetime as dt
 import threading
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
-from django.db import connection, connections
+from django.db import connection
 from django.utils import timezone
 
 from events.models import Event
@@ -21,28 +20,12 @@ from events.tests.factories import UserFactory, session_key_for
 from reservations.models import InventoryItem, Reservation
 from reservations.services import ReservationError, Selection, reservation_hold
 from reservations.tests.factories import seat_items
+from ticketing.testing import race
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 A1, A2, A3 = (f"1층 A구역 A열 {n}번" for n in range(1, 4))
 THREADS = 12
-
-
-def race(worker, count: int):
-    """Run `worker(i)` in `count` threads released together; return results or errors."""
-    barrier = threading.Barrier(count, timeout=30)
-
-    def run(i):
-        try:
-            barrier.wait()
-            return worker(i)
-        except Exception as exc:  # collected and asserted on by the test
-            return exc
-        finally:
-            connections.close_all()
-
-    with ThreadPoolExecutor(max_workers=count) as pool:
-        return list(pool.map(run, range(count)))
 
 
 def live_reservations_per_item(performance) -> dict[int, list[str]]:
