@@ -427,6 +427,8 @@ def _render(notification: Notification, now: dt.datetime) -> tuple[str, str, str
         "hours_left": max(1, round((deadline - now).total_seconds() / 3600)) if deadline else None,
         "refund": notification.context.get("refund", payment.refunded_amount if payment else 0),
         "fee": notification.context.get("fee", 0),
+        # Why money went back without the customer asking (e.g. the seats were gone).
+        "reason": notification.context.get("reason", ""),
         "site_url": site,
         "booking_url": site + reservation.get_absolute_url(),
         "performance_url": site + performance.get_absolute_url(),

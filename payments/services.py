@@ -287,6 +287,13 @@ def _refund_owed(payment: Payment) -> None:
         locked.gateway_payload = remote.raw
         locked.save()
         _log(locked, "auto_refunded", locked.failure_reason, amount=remote.cancel_amount)
+        # The customer may not be on the page (a late deposit arrives by webhook): say why by email.
+        notification_queue(
+            kind=Notification.Kind.REFUNDED,
+            reservation=locked.reservation,
+            payment=locked,
+            context={"refund": remote.cancel_amount, "reason": locked.failure_reason},
+        )
 
 
 # --- Refunds ------------------------------------------------------------------

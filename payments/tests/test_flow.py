@@ -106,16 +106,22 @@ def test_a_late_payment_confirms_if_the_seats_are_still_free(fake_iamport, alice
     assert reservation.status == "confirmed"
 
 
-def test_a_late_payment_for_seats_sold_meanwhile_is_refunded(fake_iamport, alice, performance):
+def test_a_late_payment_for_seats_sold_meanwhile_is_refunded(
+    fake_iamport, alice, performance, mailoutbox, django_capture_on_commit_callbacks
+):
     reservation = hold(alice, performance, A1, now=timezone.now() - dt.timedelta(minutes=9))
     payment = start(reservation)
     Reservation.objects.filter(pk=reservation.pk).update(expires_at=timezone.now() - dt.timedelta(minutes=1))
     InventoryItem.objects.filter(reservation=reservation).update(held_until=timezone.now() - dt.timedelta(minutes=1))
     hold(UserFactory(), performance, A1)  # someone else takes the seat
     rsp = checkout(fake_iamport, payment)
-    result = services.payment_sync(imp_uid=rsp["imp_uid"], source="webhook")
+    with django_capture_on_commit_callbacks(execute=True):
+        result = services.payment_sync(imp_uid=rsp["imp_uid"], source="webhook")
     payment.refresh_from_db()
     assert "refunded in full" in result.message
+    # Told by email too: a late deposit arrives by webhook, with nobody on the page.
+    (email,) = mailoutbox
+    assert "the seats were taken" in email.body and "122,000원" in email.body  # in her language (ko)
     assert payment.status == "cancelled" and payment.refunded_amount == payment.amount
     reservation.refresh_from_db()
     assert reservation.status != "confirmed"
