@@ -314,14 +314,6 @@ class Performance(models.Model):
         if errors:
             raise ValidationError(errors)
 
-    def is_selling(self, now=None) -> bool:
-        now = now or timezone.now()
-        return (
-            self.status == self.Status.ON_SALE
-            and self.sales_open_at <= now < self.sales_close_at
-            and self.event.status == Event.Status.PUBLISHED
-        )
-
     def sales_state(self, now=None) -> str:
         """What the customer should be told about buying: a short machine-readable word."""
         now = now or timezone.now()

@@ -95,11 +95,12 @@ def event_performances(*, event: Event) -> list[Performance]:
     free: dict[int, dict[int, int]] = defaultdict(dict)
     for row in counts:
         free[row["performance_id"]][row["price_grade_id"]] = row["free"]
+    ordered = sorted(grades.values(), key=lambda g: (g.position, -g.price))
     for performance in performances:
         performance.event = event
         performance.availability = [
             GradeAvailability(grade=grade, free=free[performance.id].get(grade.id, 0))
-            for grade in sorted(grades.values(), key=lambda g: (g.position, -g.price))
+            for grade in ordered
             if grade.id in free[performance.id]
         ]
         performance.free_total = sum(a.free for a in performance.availability)

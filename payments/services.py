@@ -105,6 +105,17 @@ def payment_start(*, reservation: Reservation, method: str, now: dt.datetime | N
     return payment
 
 
+def payment_window_failed(*, payment: Payment, error_msg: str = "") -> None:
+    """The payment window failed before I'mport created a payment (declined at once,
+    amount refused by prepare): nothing was charged, and the customer may try again
+    while the hold lasts."""
+    Payment.objects.filter(pk=payment.pk, status=Payment.Status.PREPARED).update(
+        status=Payment.Status.FAILED, failure_reason=error_msg[:250]
+    )
+    _log(payment, "window_failed", error_msg)
+    reservation_services.reservation_resume_hold(reservation=payment.reservation, reason="payment window failed")
+
+
 # --- The one sync -------------------------------------------------------------
 
 

@@ -14,7 +14,6 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
 from reservations.models import Reservation
-from reservations.services import reservation_resume_hold
 from ticketing.formatting import krw
 
 from . import services, tasks
@@ -102,13 +101,7 @@ def _finish(payment: Payment, imp_uid: str, source: str, error_msg: str = ""):
     """Sync after the browser says it is done; the answer is what I'mport says."""
     reservation = payment.reservation
     if not imp_uid:
-        # The window failed before I'mport created a payment (declined at once,
-        # amount refused by prepare): nothing to fetch, nothing was charged.
-        Payment.objects.filter(pk=payment.pk, status=Payment.Status.PREPARED).update(
-            status=Payment.Status.FAILED,
-            failure_reason=error_msg[:250],
-        )
-        reservation_resume_hold(reservation=reservation, reason="payment window failed")
+        services.payment_window_failed(payment=payment, error_msg=error_msg)
         return False, _("The payment did not go through. You can try again while your seats are held.")
     try:
         result = services.payment_sync(imp_uid=imp_uid, source=source)

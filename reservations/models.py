@@ -19,14 +19,10 @@ from django.utils.translation import gettext_lazy as _
 
 class InventoryQuerySet(models.QuerySet):
     def free(self, now=None):
-        now = now or timezone.now()
-        return self.filter(
-            Q(status=InventoryItem.Status.AVAILABLE) | Q(status=InventoryItem.Status.HELD, held_until__lte=now)
-        )
+        return self.filter(free_condition(now or timezone.now()))
 
     def held(self, now=None):
-        now = now or timezone.now()
-        return self.filter(status=InventoryItem.Status.HELD, held_until__gt=now)
+        return self.filter(held_condition(now or timezone.now()))
 
     def sold(self):
         return self.filter(status=InventoryItem.Status.SOLD)
@@ -37,11 +33,6 @@ def free_condition(now, prefix: str = "") -> Q:
     return Q(**{f"{prefix}status": InventoryItem.Status.AVAILABLE}) | Q(
         **{f"{prefix}status": InventoryItem.Status.HELD, f"{prefix}held_until__lte": now}
     )
-
-
-def taken_condition(now, prefix: str = "") -> Q:
-    """Places that count against a customer's limit: sold, or held and not expired."""
-    return Q(**{f"{prefix}status": InventoryItem.Status.SOLD}) | held_condition(now, prefix)
 
 
 def held_condition(now, prefix: str = "") -> Q:
