@@ -19,10 +19,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, OperationalError, connection, transaction
-from django.db.models import BooleanField, ExpressionWrapper, Q
+from django.db.models import BooleanField, ExpressionWrapper
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
@@ -32,6 +31,7 @@ from events.models import Performance, PriceGrade, Seat, Section
 from notifications.models import Notification
 from notifications.services import notification_queue
 
+from . import hold_sql
 from .models import (
     InventoryItem,
     Reservation,
@@ -64,8 +64,9 @@ class ReservationError(Exception):
 
 
 class SeatsTaken(ReservationError):
-    def __init__(self, labels: list[str]):
+    def __init__(self, labels: list[str], item_ids: list[int] = ()):
         self.labels = labels
+        self.item_ids = list(item_ids)
         super().__init__(
             ngettext(
                 "Sorry, this seat was just taken by someone else: %(seats)s. Please choose another.",
@@ -174,7 +175,6 @@ class Selection:
 
 
 @_retry_on_deadlock
-@transaction.atomic
 def reservation_hold(
     *,
     user,
@@ -190,7 +190,6 @@ def reservation_hold(
     so changing seats never leaves them with nothing if the new seats are gone.
     """
     now = now or timezone.now()
-    event = performance.event
     if not request_token:
         raise ReservationError(_("The form was incomplete. Please reload the page and try again."))
     if len(set(selection.item_ids)) != len(selection.item_ids):
@@ -199,28 +198,74 @@ def reservation_hold(
         raise ReservationError(_("Quantities cannot be negative."))
     if selection.quantity == 0:
         raise ReservationError(_("Choose at least one seat."))
+    check_selling(performance, now)
 
+    seat_lines, taken = _seat_lines(performance, selection.item_ids, now, replace=replace)
+    if taken:
+        # Seats already gone when we looked are refused without a transaction, which
+        # makes the common "just taken" answer cheap on a busy on-sale. A read may only
+        # refuse, never grant: granting is the conditional UPDATE in _claim_seats.
+        earlier = _earlier_hold(user, request_token)
+        if earlier is not None:
+            return earlier  # the same form submitted twice: its seats are the customer's
+        raise SeatsTaken([line.label for line in taken], [line.item_id for line in taken])
+    try:
+        with transaction.atomic():
+            return _hold_locked(
+                user=user,
+                performance=performance,
+                selection=selection,
+                seat_lines=seat_lines,
+                request_token=request_token,
+                replace=replace,
+                now=now,
+            )
+    except IntegrityError:
+        # The same form submitted twice at once: the second waited on the customer's row
+        # lock, then its INSERT met the first one's token (unique per customer).
+        earlier = _earlier_hold(user, request_token)
+        if earlier is None:
+            raise
+        return earlier
+
+
+def _earlier_hold(user, request_token: str) -> Reservation | None:
+    return Reservation.objects.filter(user=user, request_token=request_token).first()
+
+
+def _hold_locked(
+    *,
+    user,
+    performance: Performance,
+    selection: Selection,
+    seat_lines: list[ReservationLine],
+    request_token: str,
+    replace: Reservation | None,
+    now: dt.datetime,
+) -> Reservation:
+    event = performance.event
     # Serialise this customer's holds: the limit below counts their live places, and a
     # second tab must not count the same snapshot. Also makes the token check exact.
-    get_user_model().objects.select_for_update().filter(pk=user.pk).first()
-    earlier = Reservation.objects.filter(user=user, request_token=request_token).first()
-    if earlier is not None:
-        return earlier  # the same form submitted twice
-
-    check_selling(performance, now)
+    hold_sql.lock_customer(user.pk)
     if replace is not None:
         replace = _lock_own_hold(replace, user=user, performance=performance, now=now)
 
-    # Counted from the customer's own live reservations (a few rows), not from the
-    # performance's inventory (thousands near a sell-out): a live reservation still
-    # owns every place on its lines, since places change hands only after expiry.
-    mine = ReservationLine.objects.filter(reservation__user=user, reservation__performance=performance).filter(
-        Q(reservation__status=Status.CONFIRMED)
-        | Q(reservation__status__in=Reservation.LIVE_HOLD_STATUSES, reservation__expires_at__gt=now)
+    # Inserted first so that a repeated token fails here, before the limit sees the
+    # first submission's places. Priced now; standing places are added below.
+    reservation = Reservation(
+        user=user,
+        performance=performance,
+        status=Status.HELD,
+        expires_at=now + dt.timedelta(minutes=event.hold_minutes),
+        request_token=request_token,
+        created_at=now,
     )
-    if replace is not None:
-        mine = mine.exclude(reservation=replace)
-    already = mine.count()
+    _price(reservation, seat_lines, fee=event.booking_fee)
+    reservation.save(force_insert=True)
+
+    already = hold_sql.live_places(
+        user_id=user.pk, performance_id=performance.pk, now=now, excluding=replace.pk if replace else None
+    )
     if already + selection.quantity > event.ticket_limit:
         limit = {"limit": event.ticket_limit, "count": already}
         if already:
@@ -232,22 +277,57 @@ def reservation_hold(
     if replace is not None:
         _free_items(replace)
         _transition(replace, Status.RELEASED, actor=user, reason="changed seats", now=now)
-
-    reservation = Reservation.objects.create(
-        user=user,
-        performance=performance,
-        status=Status.HELD,
-        expires_at=now + dt.timedelta(minutes=event.hold_minutes),
-        request_token=request_token,
-        created_at=now,
-    )
     ReservationTransition.objects.create(reservation=reservation, to_status=Status.HELD, at=now, actor=user)
-    _claim_seats(reservation, selection.item_ids, now)
-    for section_id, quantity in selection.standing:
-        if quantity:
-            _claim_standing(reservation, section_id, quantity, now)
-    _write_lines(reservation)
+    _claim_seats(reservation, seat_lines, now)
+    standing_lines = [
+        line
+        for section_id, quantity in selection.standing
+        if quantity
+        for line in _claim_standing(reservation, section_id, quantity, now)
+    ]
+    lines = standing_lines + seat_lines
+    for line in lines:
+        line.reservation = reservation
+    ReservationLine.objects.bulk_create(lines)
+    if standing_lines:
+        _price(reservation, lines, fee=event.booking_fee)
+        Reservation.objects.filter(pk=reservation.pk).update(
+            ticket_amount=reservation.ticket_amount,
+            fee_amount=reservation.fee_amount,
+            total_amount=reservation.total_amount,
+        )
     return reservation
+
+
+def _price(reservation: Reservation, lines: list[ReservationLine], *, fee: int) -> None:
+    reservation.ticket_amount = sum(line.price for line in lines)
+    reservation.fee_amount = fee * len(lines)
+    reservation.total_amount = reservation.ticket_amount + reservation.fee_amount
+
+
+def _seat_lines(
+    performance: Performance, item_ids: tuple[int, ...], now: dt.datetime, *, replace: Reservation | None
+) -> tuple[list[ReservationLine], list[ReservationLine]]:
+    """The lines the chosen seats would get (unsaved), and those of seats already taken.
+
+    One read, before any lock: the seat, grade and price frozen onto the booking, and
+    whether each seat is free right now. Seats still held by the hold being replaced
+    count as free, since that hold is released in the same transaction.
+    """
+    if not item_ids:
+        return [], []
+    rows = hold_sql.seat_rows(performance_id=performance.pk, item_ids=item_ids, now=now)
+    if len(rows) != len(item_ids):
+        raise ReservationError(
+            _("Some of the chosen seats are not part of this performance. Please reload the page and choose again.")
+        )
+    lines, taken = [], []
+    for pk, label, _y, _x, code, name, price, holder, is_free in sorted(rows, key=lambda row: (row[2], row[3], row[0])):
+        line = _line(pk, label, code, name, price)
+        lines.append(line)
+        if not is_free and (replace is None or holder != replace.pk):
+            taken.append(line)
+    return lines, taken
 
 
 def _lock_own_hold(reservation: Reservation, *, user, performance: Performance, now: dt.datetime) -> Reservation:
@@ -259,32 +339,29 @@ def _lock_own_hold(reservation: Reservation, *, user, performance: Performance, 
     return locked
 
 
-def _claim_seats(reservation: Reservation, item_ids: tuple[int, ...], now: dt.datetime) -> None:
-    if not item_ids:
+def _claim_seats(reservation: Reservation, lines: list[ReservationLine], now: dt.datetime) -> None:
+    if not lines:
         return
-    ids = sorted(item_ids)
-    claimed = (
-        InventoryItem.objects.filter(pk__in=ids, performance=reservation.performance_id, seat__isnull=False)
-        .filter(free_condition(now))
-        .update(status=InventoryItem.Status.HELD, held_until=reservation.expires_at, reservation=reservation)
+    ids = sorted(line.item_id for line in lines)
+    claimed = hold_sql.claim_seats(
+        reservation_id=reservation.pk,
+        performance_id=reservation.performance_id,
+        item_ids=ids,
+        held_until=reservation.expires_at,
+        now=now,
     )
     if claimed == len(ids):
         return
-    # Work out why, for the customer; the transaction is rolled back by the raise.
-    known = dict(
-        InventoryItem.objects.filter(
-            pk__in=ids, performance=reservation.performance_id, seat__isnull=False
-        ).values_list("pk", "seat__label")
-    )
-    if len(known) != len(ids):
-        raise ReservationError(
-            _("Some of the chosen seats are not part of this performance. Please reload the page and choose again.")
-        )
-    lost = InventoryItem.objects.filter(pk__in=ids).exclude(reservation=reservation).order_by("pk")
-    raise SeatsTaken([known[pk] for pk in lost.values_list("pk", flat=True)])
+    # Taken between our read and this UPDATE. Work out which, for the customer; the
+    # transaction is rolled back by the raise.
+    lost = set(InventoryItem.objects.filter(pk__in=ids).exclude(reservation=reservation).values_list("pk", flat=True))
+    lost_lines = [line for line in lines if line.item_id in lost]
+    raise SeatsTaken([line.label for line in lost_lines], [line.item_id for line in lost_lines])
 
 
-def _claim_standing(reservation: Reservation, section_id: int, quantity: int, now: dt.datetime) -> None:
+def _claim_standing(
+    reservation: Reservation, section_id: int, quantity: int, now: dt.datetime
+) -> list[ReservationLine]:
     section = Section.objects.filter(
         pk=section_id, layout=reservation.performance.layout_id, kind=Section.Kind.STANDING
     ).first()
@@ -299,11 +376,11 @@ def _claim_standing(reservation: Reservation, section_id: int, quantity: int, no
     # rather than queueing behind them (MariaDB 10.6+; SQLite has one writer anyway).
     if connection.features.has_select_for_update_skip_locked:
         free = free.select_for_update(skip_locked=True)
-    picked = list(free.values_list("pk", flat=True)[:quantity])
+    picked = list(free.values_list("pk", "price_grade__code", "price_grade__name", "price_grade__price")[:quantity])
     claimed = 0
     if len(picked) == quantity:
         claimed = (
-            InventoryItem.objects.filter(pk__in=picked)
+            InventoryItem.objects.filter(pk__in=[row[0] for row in picked])
             .filter(free_condition(now))
             .update(status=InventoryItem.Status.HELD, held_until=reservation.expires_at, reservation=reservation)
         )
@@ -323,34 +400,15 @@ def _claim_standing(reservation: Reservation, section_id: int, quantity: int, no
             if left
             else _("%(zone)s is sold out.") % {"zone": section.display_name}
         )
+    label = _("%(zone)s (standing)") % {"zone": section.display_name}
+    return [_line(pk, label, code, name, price) for pk, code, name, price in picked]
 
 
-def _write_lines(reservation: Reservation) -> None:
-    """Freeze what was held, at which price, onto the reservation."""
-    items = (
-        InventoryItem.objects.filter(reservation=reservation)
-        .select_related("seat", "section", "price_grade")
-        .order_by("seat__y", "seat__x", "pk")
-    )
-    lines = [
-        ReservationLine(
-            reservation=reservation,
-            item=item,
-            label=item.seat.label if item.seat_id else _("%(zone)s (standing)") % {"zone": item.section.display_name},
-            grade_code=item.price_grade.code,
-            grade_name=item.price_grade.display_name,
-            price=item.price_grade.price,
-        )
-        for item in items
-    ]
-    ReservationLine.objects.bulk_create(lines)
-    reservation.ticket_amount = sum(line.price for line in lines)
-    reservation.fee_amount = reservation.performance.event.booking_fee * len(lines)
-    reservation.total_amount = reservation.ticket_amount + reservation.fee_amount
-    Reservation.objects.filter(pk=reservation.pk).update(
-        ticket_amount=reservation.ticket_amount,
-        fee_amount=reservation.fee_amount,
-        total_amount=reservation.total_amount,
+def _line(item_id: int, label: str, grade_code: str, grade_name: str, price: int) -> ReservationLine:
+    """A line of the receipt, unsaved: the place and its grade and price at hold time."""
+    grade = PriceGrade(code=grade_code, name=grade_name)
+    return ReservationLine(
+        item_id=item_id, label=label, grade_code=grade_code, grade_name=grade.display_name, price=price
     )
 
 

@@ -44,14 +44,16 @@ def hold(request, slug, pk):
     # The map's script asks for JSON: a seat just taken then costs a few bytes, not a
     # redrawn 2,000-seat page; without JavaScript the whole page comes back instead.
     wants_json = request.headers.get("Accept", "").startswith("application/json")
-    standing_zones = list(performance.layout.sections.filter(kind="standing").order_by("position", "id"))
     hold_form = best_form = None
     selected: frozenset[int] = frozenset()
     change = None
     if request.POST.get("mode") == "best":
         form = best_form = BestAvailableForm(request.POST, performance=performance)
     else:
-        form = hold_form = HoldForm(request.POST, performance=performance, standing_zones=standing_zones)
+        # Nearly every on-sale request picks seats only: the standing zones are looked
+        # up when places in one are asked for (or the page is drawn again below).
+        zones = _standing_zones(performance) if _asks_for_standing(request.POST) else None
+        form = hold_form = HoldForm(request.POST, performance=performance, standing_zones=zones or ())
     status = 400
     error = _("Please correct the errors below.")
     if form.is_valid():
@@ -78,11 +80,10 @@ def hold(request, slug, pk):
                 )
         except services.SeatsTaken as exc:
             status, error = 409, exc.message
-            taken = _item_ids(performance, exc.labels)
             if wants_json:
-                return JsonResponse({"error": error, "taken": sorted(taken)}, status=409)
+                return JsonResponse({"error": error, "taken": sorted(exc.item_ids)}, status=409)
             # Keep the rest of the customer's choice ticked on the redrawn map.
-            selected = frozenset(form.cleaned_data.get("items", ())) - taken
+            selected = frozenset(form.cleaned_data.get("items", ())) - set(exc.item_ids)
         except services.ReservationError as exc:
             status, error = 400, exc.message
             selected = frozenset(form.cleaned_data.get("items", ()))
@@ -95,6 +96,10 @@ def hold(request, slug, pk):
         return JsonResponse({"error": " ".join(messages_)}, status=status)
     if change is not None and (change.status != Reservation.Status.HELD or change.is_expired()):
         change = None
+    if hold_form is not None and hold_form.errors and zones is None:
+        # Shown again with its errors, so it needs every zone's field after all.
+        hold_form = HoldForm(request.POST, performance=performance, standing_zones=_standing_zones(performance))
+        hold_form.is_valid()
     # Forms with field errors are shown again with them; otherwise the page gets fresh
     # forms (a new token) with the rest of the customer's choice still ticked.
     return render_performance_page(
@@ -109,8 +114,13 @@ def hold(request, slug, pk):
     )
 
 
-def _item_ids(performance, labels) -> frozenset[int]:
-    return frozenset(performance.inventory.filter(seat__label__in=labels).values_list("pk", flat=True))
+def _standing_zones(performance) -> list:
+    return list(performance.layout.sections.filter(kind="standing").order_by("position", "id"))
+
+
+def _asks_for_standing(data) -> bool:
+    """Whether a quantity other than none was posted for any standing zone."""
+    return any(key.startswith("standing-") and value.strip() not in ("", "0") for key, value in data.items())
 
 
 @login_required

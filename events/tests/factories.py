@@ -1,6 +1,8 @@
 import datetime as dt
+from importlib import import_module
 
 import factory
+from django.conf import settings
 from django.utils import timezone
 
 from accounts.models import User
@@ -98,9 +100,8 @@ def session_key_for(user) -> str:
     """A saved session signed in as `user`, as logging in would make: for clients that
     are not Django's test client (Playwright, requests against the live server)."""
     from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
-    from django.contrib.sessions.backends.db import SessionStore
 
-    store = SessionStore()
+    store = import_module(settings.SESSION_ENGINE).SessionStore()
     store[SESSION_KEY] = str(user.pk)
     store[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
     store[HASH_SESSION_KEY] = user.get_session_auth_hash()

@@ -1,0 +1,95 @@
+"""The hold path's hand-written SQL says the same as the ORM definitions it stands for."""
+
+import datetime as dt
+
+import pytest
+from django.utils import timezone
+
+from reservations import hold_sql
+from reservations.models import InventoryItem, Reservation, free_condition
+from reservations.tests.factories import hold, seat_items
+
+pytestmark = pytest.mark.django_db
+
+NOW = timezone.now().replace(microsecond=0)
+
+
+def seats(performance, count):
+    return list(InventoryItem.objects.filter(performance=performance, seat__isnull=False).order_by("pk")[:count])
+
+
+def test_free_sql_agrees_with_free_condition_on_every_kind_of_row(alice, performance):
+    rows = seats(performance, 7)
+    states = [
+        ("available", None),
+        ("held", NOW + dt.timedelta(minutes=5)),  # held
+        ("held", NOW - dt.timedelta(seconds=1)),  # expired a second ago
+        ("held", NOW),  # expires this very instant: free
+        ("held", NOW + dt.timedelta(microseconds=1)),  # a microsecond to go
+        ("sold", None),
+        ("blocked", None),
+    ]
+    for item, (status, until) in zip(rows, states, strict=True):
+        InventoryItem.objects.filter(pk=item.pk).update(status=status, held_until=until)
+    ids = [item.pk for item in rows]
+
+    by_sql = {row[0]: bool(row[8]) for row in hold_sql.seat_rows(performance_id=performance.pk, item_ids=ids, now=NOW)}
+    by_orm = set(InventoryItem.objects.filter(pk__in=ids).filter(free_condition(NOW)).values_list("pk", flat=True))
+
+    assert by_sql == {pk: pk in by_orm for pk in ids}
+    assert [by_sql[pk] for pk in ids] == [True, False, True, True, False, False, False]
+
+
+def test_seat_rows_ignore_places_of_other_performances_and_standing(performance, hall):
+    from events.tests.factories import PerformanceFactory
+
+    other = PerformanceFactory(event=performance.event, layout=hall)
+    mine = seats(performance, 1)[0]
+    theirs = seats(other, 1)[0]
+    standing = InventoryItem.objects.filter(performance=performance, seat__isnull=True).first()
+
+    rows = hold_sql.seat_rows(performance_id=performance.pk, item_ids=[mine.pk, theirs.pk, standing.pk], now=NOW)
+
+    assert [row[0] for row in rows] == [mine.pk]
+    assert rows[0][1] == mine.seat.label
+    assert (rows[0][4], rows[0][6]) == (mine.price_grade.code, mine.price_grade.price)
+
+
+def test_claim_takes_only_the_free_seats(alice, bob, performance):
+    taken = hold(bob, performance, "1층 A구역 A열 1번")
+    held_item, free_item = seat_items(performance, "1층 A구역 A열 1번", "1층 A구역 A열 2번")
+    mine = Reservation.objects.create(
+        user=alice, performance=performance, expires_at=NOW + dt.timedelta(minutes=10), request_token="t"
+    )
+    until = NOW + dt.timedelta(minutes=10)
+
+    claimed = hold_sql.claim_seats(
+        reservation_id=mine.pk,
+        performance_id=performance.pk,
+        item_ids=[held_item.pk, free_item.pk],
+        held_until=until,
+        now=NOW,
+    )
+
+    assert claimed == 1
+    held_item.refresh_from_db()
+    free_item.refresh_from_db()
+    assert (held_item.status, held_item.reservation_id) == ("held", taken.pk)
+    assert (free_item.status, free_item.held_until, free_item.reservation_id) == ("held", until, mine.pk)
+
+
+def test_live_places_counts_live_holds_and_bookings_only(alice, bob, performance):
+    def count(now, excluding=None):
+        return hold_sql.live_places(user_id=alice.pk, performance_id=performance.pk, now=now, excluding=excluding)
+
+    live = hold(alice, performance, "1층 A구역 A열 1번", "1층 A구역 A열 2번", now=NOW)
+    ended = hold(alice, performance, "1층 A구역 A열 3번", now=NOW)
+    Reservation.objects.filter(pk=ended.pk).update(status="released")
+    hold(bob, performance, "1층 A구역 A열 4번", now=NOW)  # someone else's
+
+    assert count(NOW) == 2
+    assert count(NOW, excluding=live.pk) == 0
+    Reservation.objects.filter(pk=live.pk).update(status="confirmed")
+    assert count(NOW + dt.timedelta(days=1)) == 2  # bought places never lapse
+    Reservation.objects.filter(pk=live.pk).update(status="held")
+    assert count(live.expires_at) == 0  # a hold stops counting the instant it expires
