@@ -4,6 +4,7 @@ Usage (from the repository root; needs MariaDB on 127.0.0.1:3306 and Redis on 63
     .venv/bin/python bench/flash_sale.py [--customers 200] [--rounds 3] [--workers 5] [--threads 1] [--keep]
     .venv/bin/python bench/flash_sale.py --disjoint          # nobody wants another's seats: no conflicts
     .venv/bin/python bench/flash_sale.py --arrival-rate 50   # customers arrive 50 a second, not all at once
+    .venv/bin/python bench/flash_sale.py --form              # post like a browser without JavaScript
 
 One command does everything:
 
@@ -19,11 +20,14 @@ One command does everything:
 3. warms every worker up, then releases all customers at the same instant. Each customer
    wants 2-4 adjacent seats, preferring the better grades (VIP 4 : R 3 : S 2 : A 1), and
    POSTs the hold form (fresh token, CSRF cookie + field, Origin header) over plain
-   HTTP/1.1 from an asyncio client (one connection per request, no think time). A 302
-   is a hold; a 409 ("just taken") re-renders the seat map, which the customer reads to
-   refresh its snapshot before trying other seats (up to `--attempts` tries); anything
-   else (other 4xx, 5xx, a 409 without the "just taken" message, timeouts, connection
-   errors) is an error;
+   HTTP/1.1 from an asyncio client (one connection per request, no think time) the way
+   the seat map's script does (Accept: application/json). A 200 naming the booking is a
+   hold; a 409 lists the seats just taken and every seat gone since the map was drawn,
+   which the customer greys out before trying other seats (up to `--attempts` tries).
+   With `--form` it posts like a browser without JavaScript: a 302 is a hold and a 409
+   re-renders the whole seat map page, which the customer reads instead. Anything else
+   (other 4xx, 5xx, a 409 without the "just taken" answer, timeouts, connection errors)
+   is an error;
 4. checks the database for oversold seats after every round (no inventory item in two
    live reservations, every line's item points back at its reservation, held items ==
    lines of held reservations == seats the customers were told they hold), resets the
@@ -441,7 +445,8 @@ async def customer_run(customer: Customer, world: World, port: int, go: asyncio.
                 return
             if answer.status == 409 and data.get("taken"):
                 customer.attempts.append(Attempt("conflict", 409, answer.seconds))
-                free -= set(data["taken"]) | set(seats)
+                # The script greys out every seat taken since the page was drawn.
+                free -= set(data.get("unavailable", ())) | set(data["taken"]) | set(seats)
                 token = None
                 continue
         if answer.status == 302 and "/my/bookings/" in location:
@@ -619,18 +624,29 @@ def count_queries(world: World, repeat: int = 5) -> dict[str, tuple[int, float, 
     client.cookies["sessionid"] = world.sessions[-1][1]
     assert client.get(world.page_path).status_code == 200  # loads the middleware once
     items = InventoryItem.objects.filter(performance_id=world.performance_id, seat__isnull=False)
-    free = list(items.filter(status="available").order_by("-id").values_list("id", flat=True)[: 2 * repeat])
+    free = list(items.filter(status="available").order_by("-id").values_list("id", flat=True)[: 4 * repeat])
     taken = list(items.filter(status="held").order_by("id").values_list("id", flat=True)[:2])
+    fresh = iter(world.sessions[-2 : -2 - 2 * repeat : -1])  # one customer per hold: the limit counts
+    kinds = (
+        ("409 seat taken, JSON", 409, "application/json"),
+        ("200 hold, JSON", 200, "application/json"),
+        ("409 seat taken, full page", 409, "text/html"),
+        ("302 hold, plain form", 302, "text/html"),
+    )
     results = {}
-    for name, expected in (("409 seat taken", 409), ("302 hold", 302)):
+    for name, expected, accept in kinds:
         runs = []
-        for i in range(repeat):
-            # One fresh customer per hold: the ticket limit counts per customer.
-            client.cookies["sessionid"] = world.sessions[-2 - i][1]
-            chosen = taken if expected == 409 else free[2 * i : 2 * i + 2]
+        for _ in range(repeat):
+            if expected == 409:
+                chosen = taken
+            else:
+                client.cookies["sessionid"] = next(fresh)[1]
+                chosen, free = free[:2], free[2:]
             with CaptureQueriesContext(connection) as ctx:
                 wall, cpu = time.perf_counter(), time.process_time()
-                response = client.post(world.hold_path, {"token": uuid.uuid4().hex, "items": chosen})
+                response = client.post(
+                    world.hold_path, {"token": uuid.uuid4().hex, "items": chosen}, HTTP_ACCEPT=accept
+                )
                 wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
             assert response.status_code == expected, response.status_code
             runs.append((len(ctx.captured_queries), wall * 1000, cpu * 1000, len(response.content)))
@@ -650,6 +666,8 @@ def print_results(args, world: World, rounds: list[dict], checks: list[dict], qu
     wants = "each in a block of 4 nobody else wants (--disjoint)" if args.disjoint else "best grades preferred"
     arrive = f"arriving at {args.arrival_rate:g}/s" if args.arrival_rate else "at once"
     print(f"customers:     {args.customers} {arrive}, 2-4 adjacent seats each, {wants}, up to {args.attempts} tries")
+    client = "plain form, no JavaScript (--form)" if args.form else "as the seat map's script (JSON answers)"
+    print(f"posting:       {client}")
     print()
     head = (
         "round  wall s  holds  seats  holds/s  req/s   p50 ms  p95 ms  p99 ms  max ms  conflicts  errors  oversold"
@@ -696,7 +714,9 @@ def main():
         help="customers arriving per second, evenly spaced (default 0: all at the same instant)",
     )
     parser.add_argument(
-        "--json", action="store_true", help="post like the seat map's script (Accept: application/json)"
+        "--form",
+        action="store_true",
+        help="post like a browser without JavaScript (a 409 redraws the whole page) instead of the map's script",
     )
     parser.add_argument("--think-ms", type=int, default=0, help="pause before retrying after a 409 (default none)")
     parser.add_argument(
@@ -711,7 +731,8 @@ def main():
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
     parser.add_argument("--keep", action="store_true", help="keep the database (and gunicorn's log) afterwards")
     args = parser.parse_args()
-    args.warmup_users = 6  # one to warm gunicorn up, five for the in-process query count
+    args.warmup_users = 11  # one to warm gunicorn up, ten for the in-process query count
+    args.json = not args.form
 
     env = server_env(args)
     os.environ.update(env)

@@ -34,19 +34,23 @@ def _placeholders(values) -> str:
     return ", ".join(["%s"] * len(values))
 
 
-def seat_rows(*, performance_id: int, item_ids, now: dt.datetime) -> list[tuple]:
-    """(item id, seat label, y, x, grade code, grade name, price, holder id, free now)
-    for those of `item_ids` that are numbered seats of this performance."""
+def seat_rows(*, performance_id: int, item_ids, now: dt.datetime, user_id: int, request_token: str) -> list[tuple]:
+    """For those of `item_ids` that are numbered seats of this performance:
+    (item id, seat label, y, x, grade code, grade name, price, holder id, free now, own),
+    where `own` is the holder's id when the holder is this very form's earlier submission
+    (the customer's reservation with this token), else NULL."""
     sql = f"""
         SELECT i.id, s.label, s.y, s.x, g.code, g.name, g.price, i.reservation_id,
-               CASE WHEN {FREE_SQL} THEN 1 ELSE 0 END
+               CASE WHEN {FREE_SQL} THEN 1 ELSE 0 END,
+               CASE WHEN r.user_id = %s AND r.request_token = %s THEN r.id END
         FROM {_table(InventoryItem)} i
         JOIN {_table(Seat)} s ON s.id = i.seat_id
         JOIN {_table(PriceGrade)} g ON g.id = i.price_grade_id
+        LEFT JOIN {_table(Reservation)} r ON r.id = i.reservation_id
         WHERE i.performance_id = %s AND i.id IN ({_placeholders(item_ids)})
     """
     with connection.cursor() as cursor:
-        cursor.execute(sql, [_when(now), performance_id, *item_ids])
+        cursor.execute(sql, [_when(now), user_id, request_token, performance_id, *item_ids])
         return cursor.fetchall()
 
 

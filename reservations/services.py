@@ -200,14 +200,15 @@ def reservation_hold(
         raise ReservationError(_("Choose at least one seat."))
     check_selling(performance, now)
 
-    seat_lines, taken = _seat_lines(performance, selection.item_ids, now, replace=replace)
+    seat_lines, taken, earlier_id = _seat_lines(
+        performance, selection, now, user=user, token=request_token, replace=replace
+    )
+    if earlier_id is not None:
+        return Reservation.objects.get(pk=earlier_id)  # the same form submitted twice
     if taken:
         # Seats already gone when we looked are refused without a transaction, which
         # makes the common "just taken" answer cheap on a busy on-sale. A read may only
         # refuse, never grant: granting is the conditional UPDATE in _claim_seats.
-        earlier = _earlier_hold(user, request_token)
-        if earlier is not None:
-            return earlier  # the same form submitted twice: its seats are the customer's
         raise SeatsTaken([line.label for line in taken], [line.item_id for line in taken])
     try:
         with transaction.atomic():
@@ -306,28 +307,39 @@ def _price(reservation: Reservation, lines: list[ReservationLine], *, fee: int) 
 
 
 def _seat_lines(
-    performance: Performance, item_ids: tuple[int, ...], now: dt.datetime, *, replace: Reservation | None
-) -> tuple[list[ReservationLine], list[ReservationLine]]:
-    """The lines the chosen seats would get (unsaved), and those of seats already taken.
+    performance: Performance,
+    selection: Selection,
+    now: dt.datetime,
+    *,
+    user,
+    token: str,
+    replace: Reservation | None,
+) -> tuple[list[ReservationLine], list[ReservationLine], int | None]:
+    """The lines the chosen seats would get (unsaved), those of seats already taken,
+    and the id of this form's earlier submission if that is what holds them.
 
     One read, before any lock: the seat, grade and price frozen onto the booking, and
     whether each seat is free right now. Seats still held by the hold being replaced
     count as free, since that hold is released in the same transaction.
     """
+    item_ids = selection.item_ids
     if not item_ids:
-        return [], []
-    rows = hold_sql.seat_rows(performance_id=performance.pk, item_ids=item_ids, now=now)
+        return [], [], None
+    rows = hold_sql.seat_rows(
+        performance_id=performance.pk, item_ids=item_ids, now=now, user_id=user.pk, request_token=token
+    )
     if len(rows) != len(item_ids):
         raise ReservationError(
             _("Some of the chosen seats are not part of this performance. Please reload the page and choose again.")
         )
-    lines, taken = [], []
-    for pk, label, _y, _x, code, name, price, holder, is_free in sorted(rows, key=lambda row: (row[2], row[3], row[0])):
+    lines, taken, earlier = [], [], None
+    for pk, label, _y, _x, code, name, price, holder, is_free, own in sorted(rows, key=lambda r: (r[2], r[3], r[0])):
         line = _line(pk, label, code, name, price)
         lines.append(line)
         if not is_free and (replace is None or holder != replace.pk):
             taken.append(line)
-    return lines, taken
+            earlier = earlier or own
+    return lines, taken, earlier
 
 
 def _lock_own_hold(reservation: Reservation, *, user, performance: Performance, now: dt.datetime) -> Reservation:

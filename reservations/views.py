@@ -18,6 +18,7 @@ from payments.services import policy_for_event, refund_preview
 from . import services
 from .forms import BestAvailableForm, HoldForm
 from .models import Reservation
+from .selectors import taken_place_ids
 from .tickets import ticket_qr_svg
 
 
@@ -32,8 +33,9 @@ def _own_reservation(request, code) -> Reservation:
 
 @require_POST
 def hold(request, slug, pk):
+    # Only the event is needed to hold; a page drawn again loads the rest.
     performance = get_object_or_404(
-        Performance.objects.select_related("event__venue", "layout"),
+        Performance.objects.select_related("event"),
         pk=pk,
         event__slug=slug,
         event__status=Event.Status.PUBLISHED,
@@ -81,7 +83,13 @@ def hold(request, slug, pk):
         except services.SeatsTaken as exc:
             status, error = 409, exc.message
             if wants_json:
-                return JsonResponse({"error": error, "taken": sorted(exc.item_ids)}, status=409)
+                # The seats tried and lost, and everything else gone since the map was drawn.
+                unavailable = taken_place_ids(
+                    performance_id=performance.pk, keep_reservation_id=change.pk if change else None
+                )
+                return JsonResponse(
+                    {"error": error, "taken": sorted(exc.item_ids), "unavailable": unavailable}, status=409
+                )
             # Keep the rest of the customer's choice ticked on the redrawn map.
             selected = frozenset(form.cleaned_data.get("items", ())) - set(exc.item_ids)
         except services.ReservationError as exc:

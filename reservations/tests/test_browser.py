@@ -82,12 +82,16 @@ def test_a_seat_taken_meanwhile_is_greyed_out_and_the_rest_kept(live_server, pag
     page.locator(f'circle[data-item="{seat_a1.pk}"]').click()
     page.locator(f'circle[data-item="{seat_a2.pk}"]').click()
     hold(UserFactory(), performance, "1층 A구역 A열 2번")  # someone else is quicker
+    (seat_c1,) = seat_items(performance, "1층 A구역 C열 1번")
+    hold(UserFactory(), performance, "1층 A구역 C열 1번")  # and takes a seat elsewhere too
     page.get_by_role("button", name="Hold these seats").click()
 
     alert = page.get_by_role("alert").filter(has_text="just taken")
     alert.wait_for()
     assert "1층 A구역 A열 2번" in alert.inner_text()
     assert "taken" in page.locator(f'circle[data-item="{seat_a2.pk}"]').get_attribute("class")
+    # The map shows every seat gone since it was drawn, not only the one tried.
+    assert "taken" in page.locator(f'circle[data-item="{seat_c1.pk}"]').get_attribute("class")
     assert page.locator(f'circle[data-item="{seat_a1.pk}"]').get_attribute("aria-checked") == "true"
     assert page.locator("#selection-count").inner_text() == "1"
 

@@ -33,7 +33,8 @@ def test_free_sql_agrees_with_free_condition_on_every_kind_of_row(alice, perform
         InventoryItem.objects.filter(pk=item.pk).update(status=status, held_until=until)
     ids = [item.pk for item in rows]
 
-    by_sql = {row[0]: bool(row[8]) for row in hold_sql.seat_rows(performance_id=performance.pk, item_ids=ids, now=NOW)}
+    rows = hold_sql.seat_rows(performance_id=performance.pk, item_ids=ids, now=NOW, user_id=alice.pk, request_token="t")
+    by_sql = {row[0]: bool(row[8]) for row in rows}
     by_orm = set(InventoryItem.objects.filter(pk__in=ids).filter(free_condition(NOW)).values_list("pk", flat=True))
 
     assert by_sql == {pk: pk in by_orm for pk in ids}
@@ -48,11 +49,28 @@ def test_seat_rows_ignore_places_of_other_performances_and_standing(performance,
     theirs = seats(other, 1)[0]
     standing = InventoryItem.objects.filter(performance=performance, seat__isnull=True).first()
 
-    rows = hold_sql.seat_rows(performance_id=performance.pk, item_ids=[mine.pk, theirs.pk, standing.pk], now=NOW)
+    rows = hold_sql.seat_rows(
+        performance_id=performance.pk, item_ids=[mine.pk, theirs.pk, standing.pk], now=NOW, user_id=0, request_token=""
+    )
 
     assert [row[0] for row in rows] == [mine.pk]
     assert rows[0][1] == mine.seat.label
     assert (rows[0][4], rows[0][6]) == (mine.price_grade.code, mine.price_grade.price)
+
+
+def test_seat_rows_name_the_holder_only_when_it_is_this_forms_earlier_submission(alice, bob, performance):
+    first = hold(alice, performance, "1층 A구역 A열 1번", request_token="form-1")
+    other = hold(alice, performance, "1층 A구역 A열 2번", request_token="form-2")
+    hold(bob, performance, "1층 A구역 A열 3번", request_token="form-1")  # bob's token, by chance the same
+    ids = [item.pk for item in seat_items(performance, *(f"1층 A구역 A열 {n}번" for n in (1, 2, 3, 4)))]
+
+    rows = hold_sql.seat_rows(
+        performance_id=performance.pk, item_ids=ids, now=timezone.now(), user_id=alice.pk, request_token="form-1"
+    )
+
+    own = {row[0]: row[9] for row in rows}
+    assert [own[pk] for pk in ids] == [first.pk, None, None, None]
+    assert {row[0]: row[7] for row in rows}[ids[1]] == other.pk
 
 
 def test_claim_takes_only_the_free_seats(alice, bob, performance):

@@ -15,6 +15,7 @@ from reservations.tests.factories import hold, seat_items
 pytestmark = pytest.mark.django_db
 
 A1, A2, A3 = (f"1층 A구역 A열 {n}번" for n in range(1, 4))
+C1 = "1층 A구역 C열 1번"
 
 
 def hold_url(performance):
@@ -238,15 +239,41 @@ def test_seat_map_queries_stay_constant_for_customers(client, alice, performance
 
 def test_the_map_script_gets_short_json_answers(client, alice, bob, performance):
     hold(bob, performance, A2)
+    hold(bob, performance, C1)  # taken since alice's map was drawn
+    expired = hold(bob, performance, A3)
+    Reservation.objects.filter(pk=expired.pk).update(expires_at=timezone.now() - dt.timedelta(seconds=1))
+    InventoryItem.objects.filter(reservation=expired).update(held_until=timezone.now() - dt.timedelta(seconds=1))
     client.force_login(alice)
     a1, a2 = seat_items(performance, A1, A2)
+    (c1,) = seat_items(performance, C1)
     ask = {"HTTP_ACCEPT": "application/json"}
     taken = client.post(hold_url(performance), {"token": "j1", "items": [a1.pk, a2.pk]}, **ask)
     assert taken.status_code == 409
-    assert taken.json() == {"error": taken.json()["error"], "taken": [a2.pk]}
-    assert A2 in taken.json()["error"]
+    answer = taken.json()
+    assert answer["taken"] == [a2.pk]
+    # Everything gone now, for the map to grey out; an expired hold's seat is free again.
+    assert sorted(answer["unavailable"]) == sorted([a2.pk, c1.pk])
+    assert set(answer) == {"error", "taken", "unavailable"}
+    assert A2 in answer["error"]
     bad = client.post(hold_url(performance), {"token": "j2", "items": ["x"]}, **ask)
     assert bad.status_code == 400 and "damaged" in bad.json()["error"]
     done = client.post(hold_url(performance), {"token": "j3", "items": [a1.pk]}, **ask)
     assert done.status_code == 200
     assert done.json()["redirect"] == Reservation.objects.get(user=alice).get_absolute_url()
+
+
+def test_changing_seats_the_json_answer_keeps_the_customers_own_seats_selectable(client, alice, bob, performance):
+    mine = hold(alice, performance, A1)
+    hold(bob, performance, A2)
+    client.force_login(alice)
+    a1, a2 = seat_items(performance, A1, A2)
+    answer = client.post(
+        hold_url(performance),
+        {"token": "c1", "items": [a1.pk, a2.pk], "change": mine.code},
+        HTTP_ACCEPT="application/json",
+    )
+    assert answer.status_code == 409
+    assert answer.json()["taken"] == [a2.pk]
+    assert answer.json()["unavailable"] == [a2.pk]  # A1 is still alice's to keep
+    mine.refresh_from_db()
+    assert mine.status == "held" and [line.label for line in mine.lines.all()] == [A1]

@@ -176,7 +176,8 @@
       .then(function (answer) {
         if (answer.data.redirect) { window.location.assign(answer.data.redirect); return; }
         delete button.dataset.sent;
-        if (answer.data.taken) markTaken(answer.data.taken);
+        // Every seat gone since the page was drawn, not only the ones just tried.
+        if (answer.data.taken) markTaken(answer.data.unavailable || answer.data.taken);
         showError(answer.data.error || "");
       })
       .catch(function () { form.submit(); });  // no JSON (e.g. signed out): the plain form
