@@ -6,8 +6,8 @@ hundreds of holds a second (docs/benchmarks.md). These four statements are plain
 enough to write once, and they read the same on SQLite and MariaDB. The inserts stay
 in the ORM, so a new model field cannot be forgotten here.
 
-FREE_SQL is free_condition (models.py) in SQL; tests/test_hold_sql.py checks that the
-two agree on every kind of row.
+FREE_SQL is free_condition (models.py) in SQL; reservations/tests/test_hold_sql.py checks
+that the two agree on every kind of row.
 """
 
 import datetime as dt
@@ -36,17 +36,16 @@ def _placeholders(values) -> str:
 
 def seat_rows(*, performance_id: int, item_ids, now: dt.datetime, user_id: int, request_token: str) -> list[tuple]:
     """For those of `item_ids` that are numbered seats of this performance:
-    (item id, seat label, y, x, grade code, grade name, price, holder id, free now, own),
-    where `own` is the holder's id when the holder is this very form's earlier submission
-    (the customer's reservation with this token), else NULL."""
+    (item id, seat label, y, x, grade code, grade name, price, holder id, free now,
+    earlier), where `earlier` is the id of the customer's reservation made with this
+    form's token, if the form was submitted before (the same on every row)."""
     sql = f"""
         SELECT i.id, s.label, s.y, s.x, g.code, g.name, g.price, i.reservation_id,
                CASE WHEN {FREE_SQL} THEN 1 ELSE 0 END,
-               CASE WHEN r.user_id = %s AND r.request_token = %s THEN r.id END
+               (SELECT r.id FROM {_table(Reservation)} r WHERE r.user_id = %s AND r.request_token = %s)
         FROM {_table(InventoryItem)} i
         JOIN {_table(Seat)} s ON s.id = i.seat_id
         JOIN {_table(PriceGrade)} g ON g.id = i.price_grade_id
-        LEFT JOIN {_table(Reservation)} r ON r.id = i.reservation_id
         WHERE i.performance_id = %s AND i.id IN ({_placeholders(item_ids)})
     """
     with connection.cursor() as cursor:

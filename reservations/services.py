@@ -64,7 +64,7 @@ class ReservationError(Exception):
 
 
 class SeatsTaken(ReservationError):
-    def __init__(self, labels: list[str], item_ids: list[int] = ()):
+    def __init__(self, labels: list[str], item_ids: list[int]):
         self.labels = labels
         self.item_ids = list(item_ids)
         super().__init__(
@@ -198,13 +198,19 @@ def reservation_hold(
         raise ReservationError(_("Quantities cannot be negative."))
     if selection.quantity == 0:
         raise ReservationError(_("Choose at least one seat."))
-    check_selling(performance, now)
 
     seat_lines, taken, earlier_id = _seat_lines(
         performance, selection, now, user=user, token=request_token, replace=replace
     )
-    if earlier_id is not None:
-        return Reservation.objects.get(pk=earlier_id)  # the same form submitted twice
+    if selection.item_ids:
+        earlier = Reservation.objects.get(pk=earlier_id) if earlier_id is not None else None
+    else:
+        earlier = _earlier_hold(user, request_token)
+    if earlier is not None:
+        # The same form submitted again gets what its first submission got, whatever
+        # has happened since (the hold expired, the seats went, sales closed).
+        return earlier
+    check_selling(performance, now)
     if taken:
         # Seats already gone when we looked are refused without a transaction, which
         # makes the common "just taken" answer cheap on a busy on-sale. A read may only
@@ -222,8 +228,10 @@ def reservation_hold(
                 now=now,
             )
     except IntegrityError:
-        # The same form submitted twice at once: the second waited on the customer's row
-        # lock, then its INSERT met the first one's token (unique per customer).
+        # The same form submitted twice at once: both found no earlier submission, the
+        # second waited on the customer's row lock, then its INSERT met the first one's
+        # token (unique per customer). Inside a caller's transaction only our savepoint
+        # was rolled back.
         earlier = _earlier_hold(user, request_token)
         if earlier is None:
             raise
@@ -246,7 +254,7 @@ def _hold_locked(
 ) -> Reservation:
     event = performance.event
     # Serialise this customer's holds: the limit below counts their live places, and a
-    # second tab must not count the same snapshot. Also makes the token check exact.
+    # second tab must not count the same snapshot.
     hold_sql.lock_customer(user.pk)
     if replace is not None:
         replace = _lock_own_hold(replace, user=user, performance=performance, now=now)
@@ -316,11 +324,13 @@ def _seat_lines(
     replace: Reservation | None,
 ) -> tuple[list[ReservationLine], list[ReservationLine], int | None]:
     """The lines the chosen seats would get (unsaved), those of seats already taken,
-    and the id of this form's earlier submission if that is what holds them.
+    and the id of the reservation this form's earlier submission made, if any.
 
-    One read, before any lock: the seat, grade and price frozen onto the booking, and
-    whether each seat is free right now. Seats still held by the hold being replaced
-    count as free, since that hold is released in the same transaction.
+    One read, before any lock: the seat, grade and price frozen onto the booking (the
+    prices the customer was shown; a price changed in the milliseconds before the claim
+    is not picked up), and whether each seat is free right now. Seats still held by
+    the hold being replaced count as free, since that hold is released in the same
+    transaction.
     """
     item_ids = selection.item_ids
     if not item_ids:
@@ -332,14 +342,15 @@ def _seat_lines(
         raise ReservationError(
             _("Some of the chosen seats are not part of this performance. Please reload the page and choose again.")
         )
-    lines, taken, earlier = [], [], None
-    for pk, label, _y, _x, code, name, price, holder, is_free, own in sorted(rows, key=lambda r: (r[2], r[3], r[0])):
+    lines, taken = [], []
+    for pk, label, _y, _x, code, name, price, holder, is_free, _earlier in sorted(
+        rows, key=lambda r: (r[2], r[3], r[0])
+    ):
         line = _line(pk, label, code, name, price)
         lines.append(line)
         if not is_free and (replace is None or holder != replace.pk):
             taken.append(line)
-            earlier = earlier or own
-    return lines, taken, earlier
+    return lines, taken, rows[0][9]
 
 
 def _lock_own_hold(reservation: Reservation, *, user, performance: Performance, now: dt.datetime) -> Reservation:

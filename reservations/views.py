@@ -46,7 +46,7 @@ def hold(request, slug, pk):
     # The map's script asks for JSON: a seat just taken then costs a few bytes, not a
     # redrawn 2,000-seat page; without JavaScript the whole page comes back instead.
     wants_json = request.headers.get("Accept", "").startswith("application/json")
-    hold_form = best_form = None
+    hold_form = best_form = zones = None
     selected: frozenset[int] = frozenset()
     change = None
     if request.POST.get("mode") == "best":
@@ -84,9 +84,8 @@ def hold(request, slug, pk):
             status, error = 409, exc.message
             if wants_json:
                 # The seats tried and lost, and everything else gone since the map was drawn.
-                unavailable = taken_place_ids(
-                    performance_id=performance.pk, keep_reservation_id=change.pk if change else None
-                )
+                keep = change.pk if change is not None and _live_hold(change) else None
+                unavailable = taken_place_ids(performance_id=performance.pk, keep_reservation_id=keep)
                 return JsonResponse(
                     {"error": error, "taken": sorted(exc.item_ids), "unavailable": unavailable}, status=409
                 )
@@ -102,7 +101,7 @@ def hold(request, slug, pk):
     if wants_json:
         messages_ = [error] if form.is_valid() else [e for errors in form.errors.values() for e in errors]
         return JsonResponse({"error": " ".join(messages_)}, status=status)
-    if change is not None and (change.status != Reservation.Status.HELD or change.is_expired()):
+    if change is not None and not _live_hold(change):
         change = None
     if hold_form is not None and hold_form.errors and zones is None:
         # Shown again with its errors, so it needs every zone's field after all.
@@ -120,6 +119,10 @@ def hold(request, slug, pk):
         selected=selected,
         status=status,
     )
+
+
+def _live_hold(reservation: Reservation) -> bool:
+    return reservation.status == Reservation.Status.HELD and not reservation.is_expired()
 
 
 def _standing_zones(performance) -> list:

@@ -129,6 +129,21 @@ def test_one_customer_in_many_tabs_cannot_pass_the_limit(performance):
     assert all(isinstance(e, ReservationError) and "at most 3 tickets" in e.message for e in errors), errors
 
 
+def test_the_same_form_submitted_from_many_threads_holds_once(performance):
+    customer = UserFactory()
+    ids = tuple(item.pk for item in seat_items(performance, A1, A2))
+
+    def submit(_i):
+        return reservation_hold(
+            user=customer, performance=performance, selection=Selection(item_ids=ids), request_token="one-form"
+        )
+
+    results = race(submit, 6)
+    assert all(isinstance(r, Reservation) for r in results), results
+    assert {r.pk for r in results} == {Reservation.objects.get(user=customer).pk}
+    assert_no_place_sold_twice(performance)
+
+
 def test_canary_read_check_write_oversells_under_the_same_harness(performance):
     """Without the conditional UPDATE, everyone sees the seat free and everyone "wins"."""
     users = [UserFactory() for _ in range(THREADS)]

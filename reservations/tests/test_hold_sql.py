@@ -58,19 +58,21 @@ def test_seat_rows_ignore_places_of_other_performances_and_standing(performance,
     assert (rows[0][4], rows[0][6]) == (mine.price_grade.code, mine.price_grade.price)
 
 
-def test_seat_rows_name_the_holder_only_when_it_is_this_forms_earlier_submission(alice, bob, performance):
+def test_seat_rows_name_the_reservation_this_customers_form_made_before(alice, bob, performance):
     first = hold(alice, performance, "1층 A구역 A열 1번", request_token="form-1")
-    other = hold(alice, performance, "1층 A구역 A열 2번", request_token="form-2")
-    hold(bob, performance, "1층 A구역 A열 3번", request_token="form-1")  # bob's token, by chance the same
-    ids = [item.pk for item in seat_items(performance, *(f"1층 A구역 A열 {n}번" for n in (1, 2, 3, 4)))]
+    hold(alice, performance, "1층 A구역 A열 2번", request_token="form-2")
+    bobs = hold(bob, performance, "1층 A구역 A열 3번", request_token="form-1")  # the same token, by chance
+    ids = [item.pk for item in seat_items(performance, "1층 A구역 A열 1번", "1층 A구역 A열 4번")]
 
-    rows = hold_sql.seat_rows(
-        performance_id=performance.pk, item_ids=ids, now=timezone.now(), user_id=alice.pk, request_token="form-1"
-    )
+    def earlier(user, token):
+        rows = hold_sql.seat_rows(
+            performance_id=performance.pk, item_ids=ids, now=timezone.now(), user_id=user.pk, request_token=token
+        )
+        return {row[9] for row in rows}
 
-    own = {row[0]: row[9] for row in rows}
-    assert [own[pk] for pk in ids] == [first.pk, None, None, None]
-    assert {row[0]: row[7] for row in rows}[ids[1]] == other.pk
+    assert earlier(alice, "form-1") == {first.pk}
+    assert earlier(alice, "form-9") == {None}
+    assert earlier(bob, "form-1") == {bobs.pk}
 
 
 def test_claim_takes_only_the_free_seats(alice, bob, performance):

@@ -212,6 +212,60 @@ def test_a_double_submitted_form_holds_once(alice, performance):
     assert Reservation.objects.count() == 1
 
 
+def _expire(reservation):
+    past = timezone.now() - dt.timedelta(seconds=1)
+    Reservation.objects.filter(pk=reservation.pk).update(expires_at=past)
+    InventoryItem.objects.filter(reservation=reservation).update(held_until=past)
+
+
+@pytest.mark.parametrize("meanwhile", ["sales closed", "hold expired", "hold expired and seat taken", "standing"])
+def test_a_form_submitted_again_gets_its_first_answer_whatever_happened_since(alice, bob, performance, meanwhile):
+    zone = standing_zone(performance)
+    standing = [(zone.pk, 1)] if meanwhile == "standing" else ()
+    labels = () if meanwhile == "standing" else (A1,)
+    first = hold(alice, performance, *labels, standing=standing, request_token="form-1")
+    if meanwhile == "sales closed":
+        Performance.objects.filter(pk=performance.pk).update(status=Performance.Status.SOLD_OUT)
+        performance.refresh_from_db()
+    if meanwhile.startswith("hold expired"):
+        _expire(first)
+    if meanwhile == "hold expired and seat taken":
+        hold(bob, performance, A1)
+
+    again = hold(alice, performance, *labels, standing=standing, request_token="form-1")
+
+    assert again.pk == first.pk
+    assert Reservation.objects.filter(user=alice).count() == 1
+
+
+def test_a_repeated_token_met_at_the_insert_inside_a_callers_transaction(alice, performance, monkeypatch):
+    from django.db import transaction
+
+    from reservations import hold_sql
+
+    first = hold(alice, performance, A1, request_token="form-1")
+    _expire(first)
+    # As if the first submission committed just after the second one read: the read
+    # sees no earlier reservation, and the unique token stops the INSERT instead.
+    read = hold_sql.seat_rows
+    monkeypatch.setattr(hold_sql, "seat_rows", lambda **kw: [(*row[:9], None) for row in read(**kw)])
+    with transaction.atomic():
+        again = hold(alice, performance, A1, request_token="form-1")
+        assert again.pk == first.pk
+        assert Reservation.objects.filter(user=alice).count() == 1  # the outer transaction still works
+    assert InventoryItem.objects.get(pk=seat_items(performance, A1)[0].pk).reservation_id == first.pk
+
+
+def test_seats_and_standing_places_in_one_hold_are_priced_together(alice, performance):
+    zone = standing_zone(performance)
+    reservation = hold(alice, performance, A1, C1, standing=[(zone.pk, 2)])
+    reservation.refresh_from_db()
+    assert [line.label for line in reservation.lines.all()] == ["1층 스탠딩 (standing)"] * 2 + [A1, C1]
+    assert reservation.ticket_amount == 120000 + 90000 + 2 * 80000
+    assert reservation.fee_amount == 4 * 2000
+    assert reservation.total_amount == reservation.ticket_amount + reservation.fee_amount
+
+
 def test_changing_seats_swaps_the_hold_in_one_step(alice, bob, performance):
     first = hold(alice, performance, A1, A2)
     second = hold(alice, performance, A2, A3, A4, A5, replace=first)  # four, as the first no longer counts

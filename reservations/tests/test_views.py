@@ -262,6 +262,20 @@ def test_the_map_script_gets_short_json_answers(client, alice, bob, performance)
     assert done.json()["redirect"] == Reservation.objects.get(user=alice).get_absolute_url()
 
 
+def test_a_booking_that_is_no_longer_a_hold_keeps_its_seats_greyed_out(client, alice, bob, performance):
+    bought = hold(alice, performance, A1)
+    Reservation.objects.filter(pk=bought.pk).update(status="confirmed")
+    InventoryItem.objects.filter(reservation=bought).update(status="sold", held_until=None)
+    hold(bob, performance, A2)
+    client.force_login(alice)
+    a1, a2 = seat_items(performance, A1, A2)
+    answer = client.post(
+        hold_url(performance), {"token": "c2", "items": [a2.pk], "change": bought.code}, HTTP_ACCEPT="application/json"
+    )
+    assert answer.status_code == 409
+    assert sorted(answer.json()["unavailable"]) == sorted([a1.pk, a2.pk])
+
+
 def test_changing_seats_the_json_answer_keeps_the_customers_own_seats_selectable(client, alice, bob, performance):
     mine = hold(alice, performance, A1)
     hold(bob, performance, A2)
