@@ -146,11 +146,19 @@ if REDIS_URL:
         # cache.clear() never wipes another's rate-limit counters mid-test.
         _worker = int(os.environ["PYTEST_XDIST_WORKER"].removeprefix("gw") or 0)
         _cache_url = urlsplit(REDIS_URL)._replace(path=f"/{1 + _worker}").geturl()
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": _cache_url}}
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": _cache_url,
+            # An unreachable Redis costs a request a second at most, never a hung worker.
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+        }
+    }
     # Sessions are read on every request: from Redis, with the database behind it so a
-    # Redis restart signs nobody out. Only with a shared cache: a per-process cache
-    # would keep serving a session another process had ended.
-    SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+    # Redis restart signs nobody out and an outage falls back to the database. Only
+    # with a shared cache: a per-process cache would keep serving a session another
+    # process had ended.
+    SESSION_ENGINE = "ticketing.sessions"
     CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL)
     CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 else:
