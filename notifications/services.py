@@ -117,6 +117,32 @@ def _claim(**fields) -> Notification | None:
         raise
 
 
+def _queue(
+    *,
+    reservation: Reservation,
+    kind: str,
+    dedupe_key: str,
+    now: dt.datetime,
+    payment: Payment | None = None,
+    context: dict | None = None,
+) -> Notification | None:
+    """Claim a message about `reservation` and send it once the transaction commits;
+    None if it was claimed before."""
+    notification = _claim(
+        user_id=reservation.user_id,
+        reservation=reservation,
+        payment=payment,
+        kind=kind,
+        context=context or {},
+        dedupe_key=dedupe_key,
+        created_at=now,
+        next_attempt_at=now,
+    )
+    if notification is not None:
+        _send_after_commit(notification)
+    return notification
+
+
 def _send_after_commit(notification: Notification) -> None:
     from . import tasks
 
@@ -144,19 +170,14 @@ def notification_queue(
         # A seat hold that lapsed before the customer even started paying ended in
         # front of them, with a countdown; an email about it would be noise.
         return None
-    notification = _claim(
-        user_id=reservation.user_id,
+    return _queue(
         reservation=reservation,
         payment=payment,
         kind=kind,
-        context=context or {},
+        context=context,
         dedupe_key=key or _default_key(kind, reservation, payment),
-        created_at=now,
-        next_attempt_at=now,
+        now=now,
     )
-    if notification is not None:
-        _send_after_commit(notification)
-    return notification
 
 
 def payment_reminders_queue(*, now: dt.datetime | None = None) -> int:
@@ -179,19 +200,15 @@ def payment_reminders_queue(*, now: dt.datetime | None = None) -> int:
     for due in due_now:
         if due.dedupe_key in claimed:
             continue
-        notification = _claim(
-            user_id=due.reservation.user_id,
+        queued = _queue(
             reservation=due.reservation,
             payment=due.payment,
             kind=Kind.PAYMENT_REMINDER,
             context={"deadline": due.deadline.isoformat(), "offset_seconds": int(due.offset.total_seconds())},
             dedupe_key=due.dedupe_key,
-            created_at=now,
-            next_attempt_at=now,
+            now=now,
         )
-        if notification is not None:
-            _send_after_commit(notification)
-            count += 1
+        count += queued is not None
     return count
 
 
@@ -211,17 +228,13 @@ def performance_reminders_queue(*, now: dt.datetime | None = None) -> int:
     )
     count = 0
     for reservation in reservations:
-        notification = _claim(
-            user_id=reservation.user_id,
+        queued = _queue(
             reservation=reservation,
             kind=Kind.PERFORMANCE_TOMORROW,
             dedupe_key=f"{Kind.PERFORMANCE_TOMORROW}:{reservation.pk}",
-            created_at=now,
-            next_attempt_at=now,
+            now=now,
         )
-        if notification is not None:
-            _send_after_commit(notification)
-            count += 1
+        count += queued is not None
     return count
 
 

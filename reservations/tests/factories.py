@@ -19,11 +19,16 @@ def seat_items(performance, *labels):
 
 
 def hold(user, performance, *labels, standing=(), **kwargs):
-    ids = tuple(item.pk for item in seat_items(performance, *labels))
+    ids = [item.pk for item in seat_items(performance, *labels)]
+    return hold_items(user, performance, *ids, standing=standing, **kwargs)
+
+
+def hold_items(user, performance, *item_ids, standing=(), **kwargs):
+    """Hold inventory rows by id (no lookup first: what racing threads want)."""
     return reservation_hold(
         user=user,
         performance=performance,
-        selection=Selection(item_ids=ids, standing=tuple(standing)),
+        selection=Selection(item_ids=tuple(item_ids), standing=tuple(standing)),
         request_token=kwargs.pop("request_token", None) or token(),
         **kwargs,
     )

@@ -18,8 +18,8 @@ from django.utils import timezone
 from events.models import Event
 from events.tests.factories import UserFactory, session_key_for
 from reservations.models import InventoryItem, Reservation
-from reservations.services import ReservationError, Selection, reservation_hold
-from reservations.tests.factories import seat_items
+from reservations.services import ReservationError
+from reservations.tests.factories import hold_items, seat_items
 from ticketing.testing import race
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -55,9 +55,7 @@ def test_one_winner_when_everyone_wants_the_same_seats(performance):
     ids = tuple(item.pk for item in seat_items(performance, A1, A2))
 
     def buy(i):
-        return reservation_hold(
-            user=users[i], performance=performance, selection=Selection(item_ids=ids), request_token=uuid.uuid4().hex
-        )
+        return hold_items(users[i], performance, *ids)
 
     results = race(buy, THREADS)
     winners = [r for r in results if isinstance(r, Reservation)]
@@ -74,10 +72,7 @@ def test_overlapping_choices_never_share_a_seat(performance):
     row = seat_items(performance, *(f"1층 A구역 {r}열 {n}번" for r in "AB" for n in range(1, 6)))
 
     def buy(i):
-        pair = (row[i % len(row)].pk, row[(i + 1) % len(row)].pk)
-        return reservation_hold(
-            user=users[i], performance=performance, selection=Selection(item_ids=pair), request_token=uuid.uuid4().hex
-        )
+        return hold_items(users[i], performance, row[i % len(row)].pk, row[(i + 1) % len(row)].pk)
 
     results = race(buy, THREADS)
     unexpected = [r for r in results if not isinstance(r, (Reservation, ReservationError))]
@@ -94,12 +89,7 @@ def test_the_last_standing_places_go_to_exactly_as_many_buyers(performance):
     users = [UserFactory() for _ in range(10)]
 
     def buy(i):
-        return reservation_hold(
-            user=users[i],
-            performance=performance,
-            selection=Selection(standing=((zone.pk, 1),)),
-            request_token=uuid.uuid4().hex,
-        )
+        return hold_items(users[i], performance, standing=[(zone.pk, 1)])
 
     results = race(buy, 10)
     winners = [r for r in results if isinstance(r, Reservation)]
@@ -116,12 +106,7 @@ def test_one_customer_in_many_tabs_cannot_pass_the_limit(performance):
     items = seat_items(performance, *(f"1층 A구역 {r}열 {n}번" for r in "AB" for n in range(1, 4)))
 
     def buy(i):
-        return reservation_hold(
-            user=customer,
-            performance=performance,
-            selection=Selection(item_ids=(items[i].pk,)),
-            request_token=uuid.uuid4().hex,
-        )
+        return hold_items(customer, performance, items[i].pk)
 
     results = race(buy, len(items))
     assert sum(isinstance(r, Reservation) for r in results) == 3
@@ -134,9 +119,7 @@ def test_the_same_form_submitted_from_many_threads_holds_once(performance):
     ids = tuple(item.pk for item in seat_items(performance, A1, A2))
 
     def submit(_i):
-        return reservation_hold(
-            user=customer, performance=performance, selection=Selection(item_ids=ids), request_token="one-form"
-        )
+        return hold_items(customer, performance, *ids, request_token="one-form")
 
     results = race(submit, 6)
     assert all(isinstance(r, Reservation) for r in results), results
@@ -220,9 +203,7 @@ def test_canary_the_real_service_oversells_once_its_condition_is_removed(perform
     ids = tuple(item.pk for item in seat_items(performance, A1, A2))
 
     def buy(i):
-        return reservation_hold(
-            user=users[i], performance=performance, selection=Selection(item_ids=ids), request_token=uuid.uuid4().hex
-        )
+        return hold_items(users[i], performance, *ids)
 
     results = race(buy, THREADS)
     assert sum(isinstance(r, Reservation) for r in results) > 1, results
