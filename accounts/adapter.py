@@ -7,9 +7,7 @@ from django.utils import translation
 from django.utils.translation import gettext as _
 
 from .language import language_activate, language_apply
-from .models import User
-
-NAME_MAX_LENGTH = User._meta.get_field("name").max_length
+from .models import NAME_MAX_LENGTH
 
 
 def profile_name(*, provider: str, data: dict) -> str:

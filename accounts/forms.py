@@ -6,10 +6,8 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import get_language_info
 from django.utils.translation import gettext_lazy as _
 
-from .models import User
+from .models import NAME_MAX_LENGTH, User
 from .phone import phone_display, phone_normalize
-
-NAME_MAX_LENGTH = User._meta.get_field("name").max_length
 
 
 class PhoneNumberField(forms.CharField):

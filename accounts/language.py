@@ -13,9 +13,9 @@ from django.utils import translation
 
 
 def language_apply(*, response: HttpResponseBase, language: str) -> None:
+    """Keep `language` for the browser's next requests (language_activate does this one)."""
     if not translation.check_for_language(language):
         return
-    translation.activate(language)
     response.set_cookie(
         settings.LANGUAGE_COOKIE_NAME,
         language,

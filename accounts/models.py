@@ -34,6 +34,11 @@ class UserManager(DjangoUserManager):
         return self._create_user(email, password, **extra_fields)
 
 
+# A deleted account keeps its row (bookings point at it) under an address at this
+# domain, which can never receive mail (RFC 2606).
+DELETED_EMAIL_DOMAIN = "deleted.invalid"
+
+
 class User(AbstractUser):
     """A customer or staff member. Korean sites sign in by email, so email is the login."""
 
@@ -83,3 +88,6 @@ class User(AbstractUser):
     @property
     def phone_display(self) -> str:
         return phone_display(self.phone)
+
+
+NAME_MAX_LENGTH = User._meta.get_field("name").max_length

@@ -17,14 +17,11 @@ from payments.services import payments_erase_personal_data
 from reservations.models import Reservation
 from reservations.services import ReservationError, reservation_release
 
-from .models import User
+from .models import DELETED_EMAIL_DOMAIN, NAME_MAX_LENGTH, User
 from .phone import phone_normalize
 from .selectors import user_deletion_blockers
 
 logger = logging.getLogger(__name__)
-
-NAME_MAX_LENGTH = User._meta.get_field("name").max_length
-DELETED_EMAIL_DOMAIN = "deleted.invalid"  # RFC 2606: can never receive mail
 
 
 class AccountDeletionRefused(Exception):

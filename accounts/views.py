@@ -58,7 +58,6 @@ def profile_edit(request):
 @require_http_methods(["GET", "POST"])
 def account_delete(request):
     user = request.user
-    blockers = list(selectors.user_deletion_blockers(user=user, now=timezone.now()))
     form = AccountDeleteForm(request.POST if request.method == "POST" else None, user=user)
     status = 200
     if request.method == "POST":
@@ -79,6 +78,8 @@ def account_delete(request):
                     request, _("Your account has been deleted. Thank you for booking with us, and goodbye.")
                 )
                 return redirect("events:home")
+    # Read after any refused attempt, so the page lists what stands in the way now.
+    blockers = list(selectors.user_deletion_blockers(user=user, now=timezone.now()))
     return render(request, "accounts/delete.html", {"form": form, "blockers": blockers}, status=status)
 
 
@@ -89,7 +90,6 @@ def admin_login(request, extra_context=None):
     unlimited password guesses for staff accounts.
     """
     from django.contrib import admin
-    from django.shortcuts import render
 
     email = request.POST.get("username", "").strip().lower() if request.method == "POST" else ""
     if email and not ratelimit.consume(request, action="login_failed", key=email, dry_run=True):

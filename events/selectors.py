@@ -143,12 +143,7 @@ def seat_map(*, performance: Performance, own_reservation_id: int | None = None)
     rows = (
         InventoryItem.objects.filter(performance=performance)
         .annotate(
-            is_free=ExpressionWrapper(
-                free_condition(now) | Q(reservation_id=own_reservation_id, status=InventoryItem.Status.HELD)
-                if own_reservation_id
-                else free_condition(now),
-                output_field=BooleanField(),
-            )
+            is_free=ExpressionWrapper(free_condition(now, keeping=own_reservation_id), output_field=BooleanField())
         )
         .values_list(
             "id",

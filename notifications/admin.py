@@ -1,12 +1,14 @@
 from django.contrib import admin, messages
 from django.utils.translation import gettext_lazy, ngettext
 
+from ticketing.admin_helpers import ServiceWrittenAdmin
+
 from . import services
 from .models import Notification
 
 
 @admin.register(Notification)
-class NotificationAdmin(admin.ModelAdmin):
+class NotificationAdmin(ServiceWrittenAdmin):
     """The log of customer emails: written by the services only, so read-only here."""
 
     list_display = ["created_at", "kind", "recipient", "reservation", "status", "attempts", "sent_at"]
@@ -31,14 +33,7 @@ class NotificationAdmin(admin.ModelAdmin):
         "claimed_at",
         "sent_at",
     ]
-    fields = readonly_fields
     actions = ["resend"]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     @admin.action(description=gettext_lazy("Send again"), permissions=["change"])
     def resend(self, request, queryset):

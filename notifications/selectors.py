@@ -47,7 +47,7 @@ def reminder_offset_due(
     return min(due) if due else None
 
 
-def payment_reminders_due(*, now: dt.datetime, offsets: Sequence[dt.timedelta] | None = None) -> list[DueReminder]:
+def payment_reminders_due(*, now: dt.datetime) -> list[DueReminder]:
     """Unpaid bookings with a deadline whose reminder is due at `now`.
 
     Two kinds of unpaid: a virtual account awaiting its deposit (the deadline is the
@@ -56,7 +56,7 @@ def payment_reminders_due(*, now: dt.datetime, offsets: Sequence[dt.timedelta] |
     Paid, cancelled, released and expired bookings are not live, and a hold whose time
     is up counts as expired even before the sweeper records it.
     """
-    offsets = tuple(settings.TICKETING_PAYMENT_REMINDER_OFFSETS if offsets is None else offsets)
+    offsets = tuple(settings.TICKETING_PAYMENT_REMINDER_OFFSETS)
     if not offsets:
         return []
     horizon = now + max(offsets)

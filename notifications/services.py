@@ -42,9 +42,11 @@ from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.translation import gettext_lazy as _
 
+from accounts.models import DELETED_EMAIL_DOMAIN
 from payments.models import Payment
 from reservations.models import Reservation
 from ticketing.celery import enqueue
+from ticketing.db import is_lock_conflict
 
 from . import selectors
 from .models import Notification
@@ -65,7 +67,7 @@ SENDING_LEASE = dt.timedelta(minutes=10)
 CATCH_UP_AFTER = dt.timedelta(minutes=2)
 
 # Addresses that can never receive mail (accounts.services.user_delete sets them).
-UNDELIVERABLE_DOMAINS = ("deleted.invalid",)
+UNDELIVERABLE_DOMAINS = (DELETED_EMAIL_DOMAIN,)
 
 SUBJECTS = {
     Kind.BOOKING_CONFIRMED: _("[Ticketing] Booking %(code)s is confirmed"),
@@ -110,8 +112,7 @@ def _claim(**fields) -> Notification | None:
         # victim. On its own, that is a lost race like the one above (the next run
         # tries again if nobody won). Inside a caller's transaction InnoDB has rolled
         # the whole of it back, so the caller must hear about it.
-        code = exc.args[0] if exc.args else None
-        if code in (1213, 1205) and not in_outer_transaction:
+        if is_lock_conflict(exc) and not in_outer_transaction:
             logger.info("claim of %s lost to a concurrent claim: %s", fields["dedupe_key"], exc)
             return None
         raise
@@ -155,11 +156,10 @@ def notification_queue(
     reservation: Reservation,
     payment: Payment | None = None,
     context: dict | None = None,
-    key: str = "",
     now: dt.datetime | None = None,
 ) -> Notification | None:
     """Record a message about `reservation` in the caller's transaction; it is sent
-    after the transaction commits. Returns None if the same message (same key) was
+    after the transaction commits. Returns None if the same message was
     recorded before, or it is not worth sending.
 
     Call it inside the transaction that changed the booking: then the message exists
@@ -175,7 +175,7 @@ def notification_queue(
         payment=payment,
         kind=kind,
         context=context,
-        dedupe_key=key or _default_key(kind, reservation, payment),
+        dedupe_key=_default_key(kind, reservation, payment),
         now=now,
     )
 
@@ -288,9 +288,9 @@ def notification_send(*, notification_id: int, now: dt.datetime | None = None) -
     )
     if not claimed:
         return SendResult("not_claimed")  # done, being sent by someone else, or deleted
-    notification = Notification.objects.select_related(
-        "user", "payment", "reservation__performance__event__venue", "reservation__performance__layout"
-    ).get(pk=notification_id)
+    notification = Notification.objects.select_related("user", "payment", "reservation__performance__event__venue").get(
+        pk=notification_id
+    )
 
     if notification.attempts > MAX_ATTEMPTS:
         return _finish(notification, Status.FAILED, f"gave up after {MAX_ATTEMPTS} attempts")
@@ -302,21 +302,23 @@ def notification_send(*, notification_id: int, now: dt.datetime | None = None) -
     address = user.email or ""
     language = user.preferred_language if user.preferred_language in dict(settings.LANGUAGES) else ""
     language = language or settings.LANGUAGE_CODE
-    Notification.objects.filter(pk=notification.pk).update(recipient=address[:254], language=language)
+    # Written with the outcome, in the same compare-and-set: one UPDATE per send, and
+    # none once the row has left "sending" (e.g. the account was erased meanwhile).
+    recorded = {"recipient": address[:254], "language": language}
     try:
         validate_email(address)
         if address.rpartition("@")[2].lower() in UNDELIVERABLE_DOMAINS:
             raise ValidationError("undeliverable")
     except ValidationError:
-        return _finish(notification, Status.FAILED, f"invalid email address: {address!r}")
+        return _finish(notification, Status.FAILED, f"invalid email address: {address!r}", **recorded)
 
     try:
         with translation.override(language), timezone.override(settings.TIME_ZONE):
             subject, text, html = _render(notification, now)
     except Exception as exc:  # a bug, not the mail server: retrying would not help
         logger.exception("could not render notification %s", notification.pk)
-        return _finish(notification, Status.FAILED, f"could not render: {exc}")
-    Notification.objects.filter(pk=notification.pk).update(subject=subject[:200])
+        return _finish(notification, Status.FAILED, f"could not render: {exc}", **recorded)
+    recorded["subject"] = subject[:200]
 
     message = EmailMultiAlternatives(subject, text, to=[address], headers={"Message-ID": _message_id(notification)})
     message.attach_alternative(html, "text/html")
@@ -326,14 +328,14 @@ def notification_send(*, notification_id: int, now: dt.datetime | None = None) -
         error = f"{type(exc).__name__}: {exc}"
         if _permanent(exc) or notification.attempts >= MAX_ATTEMPTS:
             logger.warning("notification %s to %s failed: %s", notification.pk, address, error)
-            return _finish(notification, Status.FAILED, error)
+            return _finish(notification, Status.FAILED, error, **recorded)
         delay = backoff(notification.attempts)
         logger.info("notification %s deferred %s: %s", notification.pk, delay, error)
         Notification.objects.filter(pk=notification.pk, status=Status.SENDING).update(
-            status=Status.QUEUED, error=error[:500], next_attempt_at=now + delay
+            status=Status.QUEUED, error=error[:500], next_attempt_at=now + delay, **recorded
         )
         return SendResult("retry", delay)
-    return _finish(notification, Status.SENT, "", sent_at=timezone.now())
+    return _finish(notification, Status.SENT, "", sent_at=timezone.now(), **recorded)
 
 
 def notifications_send_pending(*, now: dt.datetime | None = None, limit: int = 100) -> int:

@@ -10,7 +10,7 @@ from django.utils.translation import gettext_lazy
 from notifications.models import Notification
 from notifications.services import notification_queue
 from reservations import services as reservation_services
-from ticketing.admin_helpers import ReadOnlyTabularInline
+from ticketing.admin_helpers import ReadOnlyTabularInline, ServiceWrittenAdmin
 from ticketing.formatting import krw
 
 from . import services
@@ -26,7 +26,7 @@ class PaymentEventInline(ReadOnlyTabularInline):
 
 
 @admin.register(Payment)
-class PaymentAdmin(admin.ModelAdmin):
+class PaymentAdmin(ServiceWrittenAdmin):
     list_display = [
         "merchant_uid",
         "reservation",
@@ -62,15 +62,8 @@ class PaymentAdmin(admin.ModelAdmin):
         "paid_at",
         "refund_link",
     ]
-    fields = readonly_fields
     inlines = [PaymentEventInline]
     actions = ["sync_with_gateway"]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     @admin.display(description=gettext_lazy("customer"), ordering="reservation__user__email")
     def customer(self, obj):

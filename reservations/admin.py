@@ -4,7 +4,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
-from ticketing.admin_helpers import ReadOnlyTabularInline
+from ticketing.admin_helpers import ReadOnlyTabularInline, ServiceWrittenAdmin
 from ticketing.formatting import krw
 
 from . import services
@@ -46,7 +46,7 @@ class EffectiveStatusFilter(admin.SimpleListFilter):
 
 
 @admin.register(Reservation)
-class ReservationAdmin(admin.ModelAdmin):
+class ReservationAdmin(ServiceWrittenAdmin):
     list_display = ["code", "user", "performance", "status_now", "places", "total", "expires_at", "created_at"]
     list_filter = [EffectiveStatusFilter, "performance__event", ("created_at", admin.DateFieldListFilter)]
     search_fields = ["code", "user__email", "user__name", "lines__label"]
@@ -64,18 +64,11 @@ class ReservationAdmin(admin.ModelAdmin):
         "confirmed_at",
         "cancelled_at",
     ]
-    fields = readonly_fields
     inlines = [ReservationLineInline, ReservationTransitionInline]
     actions = ["release_holds"]
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(_places=Count("lines", distinct=True)).distinct()
-
-    def has_add_permission(self, request):
-        return False  # reservations come from customers' holds
-
-    def has_delete_permission(self, request, obj=None):
-        return False  # they are the sales record
 
     @admin.display(description=gettext_lazy("status"), ordering="status")
     def status_now(self, obj):

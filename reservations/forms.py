@@ -39,7 +39,6 @@ class HoldForm(forms.Form):
 
     def __init__(self, *args, performance: Performance, standing_zones=(), **kwargs):
         super().__init__(*args, **kwargs)
-        self.performance = performance
         limit = performance.event.ticket_limit
         self.standing_zones = list(standing_zones)
         for zone in self.standing_zones:
@@ -47,12 +46,9 @@ class HoldForm(forms.Form):
                 label=zone.display_name, min_value=0, max_value=limit, required=False, initial=0
             )
 
-    def standing_fields(self):
-        return [self[f"standing-{zone.pk}"] for zone in self.standing_zones]
-
     def selection(self) -> Selection:
         standing = tuple(
-            (zone.pk, self.cleaned_data.get(f"standing-{zone.pk}") or 0)
+            (zone.pk, self.cleaned_data[f"standing-{zone.pk}"])
             for zone in self.standing_zones
             if self.cleaned_data.get(f"standing-{zone.pk}")
         )

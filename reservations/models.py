@@ -28,11 +28,18 @@ class InventoryQuerySet(models.QuerySet):
         return self.filter(status=InventoryItem.Status.SOLD)
 
 
-def free_condition(now, prefix: str = "") -> Q:
-    """The lazy-expiry definition of "free", for use inside aggregates."""
-    return Q(**{f"{prefix}status": InventoryItem.Status.AVAILABLE}) | Q(
+def free_condition(now, prefix: str = "", *, keeping: int | None = None) -> Q:
+    """The lazy-expiry definition of "free", for use inside aggregates.
+
+    With `keeping`, the places held by that reservation (a hold the customer is
+    changing) count as free too: they are the customer's to keep or swap.
+    """
+    free = Q(**{f"{prefix}status": InventoryItem.Status.AVAILABLE}) | Q(
         **{f"{prefix}status": InventoryItem.Status.HELD, f"{prefix}held_until__lte": now}
     )
+    if keeping is not None:
+        free |= Q(**{f"{prefix}status": InventoryItem.Status.HELD, f"{prefix}reservation_id": keeping})
+    return free
 
 
 def held_condition(now, prefix: str = "") -> Q:

@@ -12,7 +12,7 @@ def taken_place_ids(*, performance_id: int, keep_reservation_id: int | None = No
     selectable.
     """
     now = now or timezone.now()
-    taken = InventoryItem.objects.filter(performance_id=performance_id, seat__isnull=False).exclude(free_condition(now))
-    if keep_reservation_id is not None:
-        taken = taken.exclude(reservation_id=keep_reservation_id)
+    taken = InventoryItem.objects.filter(performance_id=performance_id, seat__isnull=False).exclude(
+        free_condition(now, keeping=keep_reservation_id)
+    )
     return list(taken.values_list("pk", flat=True))

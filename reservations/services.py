@@ -30,6 +30,7 @@ from events.layout_builder import SEAT_PITCH
 from events.models import Performance, PriceGrade, Seat, Section
 from notifications.models import Notification
 from notifications.services import notification_queue
+from ticketing.db import is_lock_conflict
 
 from . import hold_sql
 from .models import (
@@ -97,8 +98,7 @@ def _retry_on_deadlock(func: Callable) -> Callable:
             try:
                 return func(*args, **kwargs)
             except OperationalError as exc:
-                code = exc.args[0] if exc.args else None
-                if code not in (1213, 1205) or attempt == 3 or connection.in_atomic_block:
+                if not is_lock_conflict(exc) or attempt == 3 or connection.in_atomic_block:
                     raise
                 logger.warning("retrying %s after %s (attempt %d)", func.__name__, exc, attempt + 1)
                 time.sleep(0.01 * (attempt + 1))
@@ -202,10 +202,8 @@ def reservation_hold(
     seat_lines, taken, earlier_id = _seat_lines(
         performance, selection, now, user=user, token=request_token, replace=replace
     )
-    if selection.item_ids:
-        earlier = Reservation.objects.get(pk=earlier_id) if earlier_id is not None else None
-    else:
-        earlier = _earlier_hold(user, request_token)
+    # Seat holds learned from the seat read whether there is one to fetch.
+    earlier = _earlier_hold(user, request_token) if earlier_id is not None or not selection.item_ids else None
     if earlier is not None:
         # The same form submitted again gets what its first submission got, whatever
         # has happened since (the hold expired, the seats went, sales closed).
@@ -392,7 +390,7 @@ def _claim_standing(
         raise ReservationError(_("That standing zone is not part of this performance."))
     free = (
         InventoryItem.objects.filter(performance=reservation.performance_id, section=section, seat__isnull=True)
-        .filter(free_condition(now))
+        .free(now)
         .order_by("pk")
     )
     # Any free places will do, so skip the ones other buyers have locked this instant
@@ -404,15 +402,11 @@ def _claim_standing(
     if len(picked) == quantity:
         claimed = (
             InventoryItem.objects.filter(pk__in=[row[0] for row in picked])
-            .filter(free_condition(now))
+            .free(now)
             .update(status=InventoryItem.Status.HELD, held_until=reservation.expires_at, reservation=reservation)
         )
     if claimed != quantity:
-        left = (
-            InventoryItem.objects.filter(performance=reservation.performance_id, section=section)
-            .filter(free_condition(now))
-            .count()
-        )
+        left = InventoryItem.objects.filter(performance=reservation.performance_id, section=section).free(now).count()
         raise ReservationError(
             ngettext(
                 "%(zone)s has only %(left)d place left.",
@@ -665,7 +659,7 @@ def inventory_block(*, performance: Performance, item_ids: list[int], now=None) 
     now = now or timezone.now()
     return (
         InventoryItem.objects.filter(pk__in=sorted(item_ids), performance=performance)
-        .filter(free_condition(now))
+        .free(now)
         .update(status=InventoryItem.Status.BLOCKED, held_until=None, reservation=None)
     )
 

@@ -7,7 +7,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST, require_safe
 
-from events.models import Event, Performance
+from events.models import Event, Performance, Section
 from events.views import render_performance_page
 
 # Views sit above both apps: checkout hands over to payments here.
@@ -126,7 +126,8 @@ def _live_hold(reservation: Reservation) -> bool:
 
 
 def _standing_zones(performance) -> list:
-    return list(performance.layout.sections.filter(kind="standing").order_by("position", "id"))
+    zones = Section.objects.filter(layout_id=performance.layout_id, kind=Section.Kind.STANDING)
+    return list(zones.order_by("position", "id"))
 
 
 def _asks_for_standing(data) -> bool:

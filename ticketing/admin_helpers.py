@@ -17,3 +17,18 @@ class ReadOnlyTabularInline(admin.TabularInline):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+
+class ServiceWrittenAdmin(admin.ModelAdmin):
+    """Records that only services write (sales, payments, the email log): every field
+    in `readonly_fields` is shown and none is edited, added or deleted here; changes go
+    through admin actions that call the services."""
+
+    def get_fields(self, request, obj=None):
+        return self.readonly_fields
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

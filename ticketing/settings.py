@@ -287,7 +287,6 @@ LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = "Asia/Seoul"
 USE_I18N = True
 USE_TZ = True
-CURRENCY = "KRW"
 
 # --- Static and media ---------------------------------------------------------
 STATIC_URL = "static/"

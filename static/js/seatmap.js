@@ -142,16 +142,17 @@
 
   // Seats someone else just took: grey them out, untick them, keep the rest.
   function markTaken(ids) {
-    ids.forEach(function (id) {
-      var seat = svg.querySelector('circle[data-item="' + id + '"]');
-      if (!seat) return;
+    // One pass over the selectable seats, however many ids (a sold-down hall sends thousands).
+    var taken = new Set(ids.map(String));
+    seats = seats.filter(function (seat) {
+      if (!taken.has(seat.dataset.item)) return true;
       seat.setAttribute("aria-checked", "false");
       seat.classList.remove("selected");
       seat.classList.add("taken");
       seat.removeAttribute("role");
       seat.removeAttribute("tabindex");
       seat.setAttribute("fill", "#c9ccd1");
-      seats = seats.filter(function (s) { return s !== seat; });
+      return false;
     });
     refresh();
   }

@@ -37,3 +37,17 @@ def test_the_session_is_read_from_the_cache_when_it_is_there(client, alice, djan
         client.get("/my/")
     assert queries.captured_queries  # the page did query (the user, at least)
     assert not any(Session._meta.db_table in q["sql"] for q in queries.captured_queries)
+
+
+@override_settings(SESSION_ENGINE="ticketing.sessions", CACHES=LOCAL_CACHE)
+def test_signing_in_works_while_the_cache_is_down(client, alice, monkeypatch):
+    def down(*args, **kwargs):
+        raise ConnectionError("Redis is down")
+
+    for method in ("get", "set", "has_key"):
+        monkeypatch.setattr(caches["default"], method, down)
+
+    client.force_login(alice)  # a new session: its key is checked for clashes first
+    response = client.get("/my/")
+    assert response.status_code == 200
+    assert alice.email in response.content.decode()
