@@ -1,7 +1,8 @@
 """Money: starting a payment, the one idempotent sync, refunds and reconciliation.
 
 Every path that learns about a payment (the browser callback, the mobile redirect,
-the webhook, the reconciliation task) calls `payment_sync(imp_uid=...)`. It never
+the webhook) calls `payment_sync(imp_uid=...)`; the reconciliation task, which has
+just looked the payment up itself, enters the same sync after the lookup. It never
 trusts what it was told: it fetches the payment from I'mport, locks our row found by
 the *fetched* merchant_uid, checks amount and currency, and applies the change once.
 Calls to I'mport are never made while holding a row lock, except the short lookup
@@ -10,6 +11,7 @@ that precedes it; refunds that must happen after a failed check are recorded fir
 reconciliation instead of losing the customer's money.
 """
 
+import contextlib
 import datetime as dt
 import logging
 from dataclasses import dataclass
@@ -138,6 +140,11 @@ def payment_sync(*, imp_uid: str, source: str) -> SyncResult:
         _log(None, "unknown_imp_uid", f"{source}: I'mport does not know this payment", imp_uid=imp_uid)
         logger.warning("payment sync from %s for unknown imp_uid %s", source, imp_uid)
         raise
+    return _sync_remote(remote, source)
+
+
+def _sync_remote(remote: GatewayPayment, source: str) -> SyncResult:
+    """payment_sync once I'mport has answered (reconciliation has the answer already)."""
     result = _apply(remote, source)
     if result.outcome == "refund_owed":
         _refund_owed(result.payment)
@@ -178,9 +185,8 @@ def _apply(remote: GatewayPayment, source: str) -> SyncResult:
         payment.status = Payment.Status.PAID
         payment.paid_at = remote.paid_at or timezone.now()
         payment.save()
-        try:
-            with transaction.atomic():
-                reservation_services.reservation_confirm(reservation=reservation, reason=f"paid ({source})")
+        try:  # a savepoint of its own: a refusal leaves this transaction usable
+            reservation_services.reservation_confirm(reservation=reservation, reason=f"paid ({source})")
         except reservation_services.ReservationError:
             return _owe_refund(
                 payment,
@@ -207,11 +213,9 @@ def _apply(remote: GatewayPayment, source: str) -> SyncResult:
         payment.vbank_due = remote.vbank_date
         payment.save()
         if remote.vbank_date:
-            try:
-                with transaction.atomic():
-                    reservation_services.reservation_await_payment(reservation=reservation, until=remote.vbank_date)
-            except reservation_services.ReservationError:
-                pass  # the hold ended already; a deposit will be checked when it comes
+            # The hold may have ended already; a deposit is then checked when it comes.
+            with contextlib.suppress(reservation_services.ReservationError):
+                reservation_services.reservation_await_payment(reservation=reservation, until=remote.vbank_date)
         _log(payment, "vbank_issued", remote.vbank_num)
         # Recorded in this transaction, emailed after it commits (notifications.services).
         notification_queue(kind=Notification.Kind.AWAITING_DEPOSIT, reservation=reservation, payment=payment)
@@ -436,9 +440,13 @@ def payments_reconcile(*, older_than: dt.timedelta = dt.timedelta(minutes=2), no
     synced = 0
     for payment in Payment.objects.filter(needs_refund=True):
         _refund_owed(payment)
-    pending = Payment.objects.filter(
-        status__in=[Payment.Status.PREPARED, Payment.Status.AWAITING_DEPOSIT], created_at__lte=now - older_than
-    ).order_by("created_at")[:200]
+    pending = (
+        Payment.objects.filter(
+            status__in=[Payment.Status.PREPARED, Payment.Status.AWAITING_DEPOSIT], created_at__lte=now - older_than
+        )
+        .select_related("reservation")
+        .order_by("created_at")[:200]
+    )
     for payment in pending:
         try:
             remote = get_gateway().find_by_merchant_uid(merchant_uid=payment.merchant_uid)
@@ -452,7 +460,7 @@ def payments_reconcile(*, older_than: dt.timedelta = dt.timedelta(minutes=2), no
             logger.warning("reconciliation stopped: %s", exc)
             break
         try:
-            payment_sync(imp_uid=remote.imp_uid, source="reconcile")
+            _sync_remote(remote, "reconcile")  # I'mport has just answered: no second lookup
             synced += 1
         except GatewayError as exc:
             logger.warning("reconciliation of %s failed: %s", payment.merchant_uid, exc)

@@ -14,6 +14,8 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
 from reservations.models import Reservation
+from reservations.selectors import own_reservation
+from ticketing.celery import send_now
 from ticketing.formatting import krw
 
 from . import services, tasks
@@ -22,14 +24,6 @@ from .gateway import GatewayError, PaymentNotFound
 from .models import Payment
 
 logger = logging.getLogger(__name__)
-
-
-def _own_reservation(request, code) -> Reservation:
-    return get_object_or_404(
-        Reservation.objects.select_related("performance__event__venue", "performance__layout", "user"),
-        code=code,
-        user=request.user,
-    )
 
 
 def _own_payment(request, merchant_uid) -> Payment:
@@ -45,7 +39,7 @@ def _own_payment(request, merchant_uid) -> Payment:
 @require_POST
 def pay(request, code):
     """Start a payment attempt and open I'mport's payment window."""
-    reservation = _own_reservation(request, code)
+    reservation = own_reservation(user=request.user, code=code)
     form = PayForm(request.POST)
     if not form.is_valid():
         messages.error(request, " ".join(e for errors in form.errors.values() for e in errors))
@@ -157,17 +151,14 @@ def webhook(request):
     if not imp_uid:
         return HttpResponseBadRequest("imp_uid is required")
     services.record_webhook(imp_uid=imp_uid, data=data)
-    try:
-        tasks.sync_payment.delay(imp_uid)
-    except Exception:  # broker down: reconciliation will find the payment
-        logger.exception("could not queue the sync of %s", imp_uid)
+    send_now(tasks.sync_payment, imp_uid)  # broker down: logged, and reconciliation finds it
     return HttpResponse("ok")
 
 
 @login_required
 def cancel(request, code):
     """Cancel a confirmed booking: the exact refund first, then a confirmation."""
-    reservation = _own_reservation(request, code)
+    reservation = own_reservation(user=request.user, code=code)
     if reservation.status != Reservation.Status.CONFIRMED:
         messages.error(request, _("Only a confirmed booking can be cancelled."))
         return redirect(reservation.get_absolute_url())
@@ -203,6 +194,6 @@ def cancel(request, code):
     return render(
         request,
         "payments/cancel.html",
-        {"reservation": reservation, "quote": quote, "form": form, "payment": payment},
+        {"reservation": reservation, "quote": quote, "form": form},
         status=400 if form.errors else 200,
     )

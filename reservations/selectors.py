@@ -1,6 +1,14 @@
+from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
-from .models import InventoryItem, free_condition
+from .models import InventoryItem, Reservation, free_condition
+
+
+def own_reservation(*, user, code: str) -> Reservation:
+    """The signed-in customer's reservation by booking code; anyone else's is a 404."""
+    return get_object_or_404(
+        Reservation.objects.select_related("performance__event__venue", "performance__layout"), code=code, user=user
+    )
 
 
 def taken_place_ids(*, performance_id: int, keep_reservation_id: int | None = None, now=None) -> list[int]:

@@ -18,17 +18,8 @@ from payments.services import policy_for_event, refund_preview
 from . import services
 from .forms import BestAvailableForm, HoldForm
 from .models import Reservation
-from .selectors import taken_place_ids
+from .selectors import own_reservation, taken_place_ids
 from .tickets import ticket_qr_svg
-
-
-def _own_reservation(request, code) -> Reservation:
-    """The signed-in customer's reservation; anyone else's is a 404."""
-    return get_object_or_404(
-        Reservation.objects.select_related("performance__event__venue", "performance__layout"),
-        code=code,
-        user=request.user,
-    )
 
 
 @require_POST
@@ -139,7 +130,7 @@ def _asks_for_standing(data) -> bool:
 @require_safe
 def detail(request, code):
     """The checkout page while held (countdown, price breakdown), the booking after."""
-    reservation = _own_reservation(request, code)
+    reservation = own_reservation(user=request.user, code=code)
     lines = list(reservation.lines.all())
     breakdown: dict[str, dict] = {}
     for line in lines:
@@ -177,7 +168,7 @@ def detail(request, code):
 @login_required
 @require_POST
 def release(request, code):
-    reservation = _own_reservation(request, code)
+    reservation = own_reservation(user=request.user, code=code)
     performance = reservation.performance
     try:
         services.reservation_release(reservation=reservation, actor=request.user, reason="released by customer")
