@@ -7,8 +7,6 @@ from django.utils.html import format_html
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from notifications.models import Notification
-from notifications.services import notification_queue
 from reservations import services as reservation_services
 from ticketing.admin_helpers import ReadOnlyTabularInline, ServiceWrittenAdmin
 from ticketing.formatting import krw
@@ -111,24 +109,15 @@ class PaymentAdmin(ServiceWrittenAdmin):
         if request.method == "POST" and form.is_valid():
             data = form.cleaned_data
             try:
-                refunded = services.payment_refund(
+                services.payment_refund_by_staff(
                     payment=payment,
                     amount=data["amount"],
                     reason=data["reason"],
+                    actor=request.user,
+                    cancel_booking=data["cancel_booking"],
                     refund_holder=data["refund_holder"],
                     refund_bank=data["refund_bank"],
                     refund_account=data["refund_account"],
-                )
-                cancelled = data["cancel_booking"] and payment.reservation.status == "confirmed"
-                if cancelled:
-                    reservation_services.reservation_cancel(
-                        reservation=payment.reservation, actor=request.user, reason=data["reason"]
-                    )
-                notification_queue(
-                    kind=Notification.Kind.BOOKING_CANCELLED if cancelled else Notification.Kind.REFUNDED,
-                    reservation=payment.reservation,
-                    payment=refunded,
-                    context={"refund": data["amount"]},
                 )
             except services.PaymentError as exc:
                 form.add_error(None, exc.message)

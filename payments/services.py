@@ -402,10 +402,12 @@ def booking_cancel(
     payment = reservation.payments.filter(status=Payment.Status.PAID).first()
     if payment is None:
         raise PaymentError(_("No payment was found for this booking."))
+    # Measured against `payment` as it is before this refund: what is refunded now.
+    refund = min(quote.total_refund, payment.amount - payment.refunded_amount)
     if quote.total_refund:
         payment_refund(
             payment=payment,
-            amount=min(quote.total_refund, payment.amount - payment.refunded_amount),
+            amount=refund,
             reason=reason or "cancelled by customer",
             refund_holder=refund_holder,
             refund_bank=refund_bank,
@@ -421,14 +423,46 @@ def booking_cancel(
         kind=Notification.Kind.BOOKING_CANCELLED,
         reservation=reservation,
         payment=payment,
-        context={
-            # `payment` is as it was before this refund: this is what was refunded now.
-            "refund": min(quote.total_refund, payment.amount - payment.refunded_amount),
-            "fee": quote.cancellation_fee,
-        },
+        context={"refund": refund, "fee": quote.cancellation_fee},
         now=now,
     )
     return quote
+
+
+def payment_refund_by_staff(
+    *,
+    payment: Payment,
+    amount: int,
+    reason: str,
+    actor,
+    cancel_booking: bool = False,
+    refund_holder: str = "",
+    refund_bank: str = "",
+    refund_account: str = "",
+) -> Payment:
+    """Staff refund, full or partial, with a reason; optionally cancel the booking too.
+
+    The customer is told either way: a cancellation, or a refund on a booking that stands.
+    """
+    refunded = payment_refund(
+        payment=payment,
+        amount=amount,
+        reason=reason,
+        refund_holder=refund_holder,
+        refund_bank=refund_bank,
+        refund_account=refund_account,
+    )
+    reservation = payment.reservation
+    cancelled = cancel_booking and reservation.status == Reservation.Status.CONFIRMED
+    if cancelled:
+        reservation_services.reservation_cancel(reservation=reservation, actor=actor, reason=reason)
+    notification_queue(
+        kind=Notification.Kind.BOOKING_CANCELLED if cancelled else Notification.Kind.REFUNDED,
+        reservation=reservation,
+        payment=refunded,
+        context={"refund": amount},
+    )
+    return refunded
 
 
 # --- Reconciliation -----------------------------------------------------------

@@ -1,6 +1,7 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import redirect_to_login
+from django.db.models import prefetch_related_objects
 from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -131,6 +132,7 @@ def _asks_for_standing(data) -> bool:
 def detail(request, code):
     """The checkout page while held (countdown, price breakdown), the booking after."""
     reservation = own_reservation(user=request.user, code=code)
+    prefetch_related_objects([reservation], "lines")  # read here and by the refund preview
     lines = list(reservation.lines.all())
     breakdown: dict[str, dict] = {}
     for line in lines:
@@ -142,6 +144,7 @@ def detail(request, code):
     status = reservation.effective_status(now)
     payments = list(reservation.payments.order_by("-created_at"))
     awaiting = next((p for p in payments if p.status == Payment.Status.AWAITING_DEPOSIT), None)
+    can_pay = status in Reservation.LIVE_HOLD_STATUSES and awaiting is None
     return render(
         request,
         "reservations/detail.html",
@@ -149,9 +152,9 @@ def detail(request, code):
             "reservation": reservation,
             "payments": payments,
             "awaiting_deposit": awaiting,
-            "can_pay": status in Reservation.LIVE_HOLD_STATUSES and awaiting is None,
+            "can_pay": can_pay,
             "pay_form": PayForm(initial={"method": Payment.Method.CARD}),
-            "policy": policy_for_event(reservation.performance.event),
+            "policy": policy_for_event(reservation.performance.event) if can_pay else None,  # shown before paying
             "refund": refund_preview(reservation=reservation, now=now) if status == "confirmed" else None,
             "ticket_qr": ticket_qr_svg(reservation) if status == "confirmed" else None,
             "performance": reservation.performance,
