@@ -180,7 +180,7 @@ def prepare(args) -> World:
     for user in User.objects.filter(email__endswith="@bench.invalid").order_by("email"):
         store = import_module(settings.SESSION_ENGINE).SessionStore()
         store[SESSION_KEY] = str(user.pk)
-        store[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+        store[BACKEND_SESSION_KEY] = "accounts.backends.ModelBackend"
         store[HASH_SESSION_KEY] = user.get_session_auth_hash()
         store.save()
         sessions.append((user.pk, store.session_key))

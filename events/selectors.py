@@ -2,16 +2,23 @@
 however many events, performances or seats there are."""
 
 import datetime as dt
+import logging
 from collections import defaultdict
 from dataclasses import dataclass
 
+from django.conf import settings
+from django.core.cache import cache
+from django.db import connection
 from django.db.models import BooleanField, Count, Exists, ExpressionWrapper, Max, Min, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from reservations.models import InventoryItem, free_condition
+from ticketing.compiled import RowFetch
 
 from .layout_builder import LayoutPlan
 from .models import Event, Performance, PriceGrade, Seat, SeatLayout, Section
+
+logger = logging.getLogger(__name__)
 
 
 def published_events() -> QuerySet[Event]:
@@ -30,6 +37,15 @@ def published_events() -> QuerySet[Event]:
             on_sale=Exists(Performance.objects.selling(now).filter(event=OuterRef("pk"))),
         )
     )
+
+
+_PUBLISHED_PERFORMANCE = RowFetch(Performance, "event", where="t.id = %s AND r0.slug = %s AND r0.status = %s")
+
+
+def published_performance(*, slug: str, pk: int) -> Performance | None:
+    """The performance with its event, if the event is published: what a hold needs,
+    read by a statement compiled once (every on-sale click asks)."""
+    return _PUBLISHED_PERFORMANCE.one([pk, slug, Event.Status.PUBLISHED])
 
 
 def events_on_sale(*, limit: int = 8) -> list[Event]:
@@ -82,30 +98,63 @@ class GradeAvailability:
 def event_performances(*, event: Event) -> list[Performance]:
     """The event's visible performances, each with `.availability` per grade.
 
-    Two queries: the performances, and one grouped count of free places.
+    Three queries: the performances, the grades and, at most every few seconds, one
+    grouped count of free places.
     """
     now = timezone.now()
     performances = list(event.performances.exclude(status=Performance.Status.CANCELLED).order_by("starts_at"))
-    grades = {grade.id: grade for grade in event.grades.all()}
+    for performance in performances:
+        performance.event = event
+        performance.state = performance.sales_state(now)
+    # Seats left matter only where they can still be bought; an ended or closed
+    # performance shows its state instead.
+    counted = tuple(p.id for p in performances if p.state in ("on_sale", "upcoming"))
+    free = _free_counts(event, counted, now)
+    grades = sorted(event.grades.all(), key=lambda g: (g.position, -g.price))
+    for performance in performances:
+        by_grade = free.get(performance.id, {})
+        performance.availability = [
+            GradeAvailability(grade=grade, free=by_grade[grade.id]) for grade in grades if grade.id in by_grade
+        ]
+        performance.free_total = sum(a.free for a in performance.availability)
+    return performances
+
+
+def _free_counts(event: Event, performance_ids: tuple[int, ...], now: dt.datetime) -> dict[int, dict[int, int]]:
+    """Free places per performance and grade, counted at most every few seconds.
+
+    The count reads every inventory row of the performances: for a long run (123
+    performances of a 2,412-place hall) ~300,000 rows and ~100 ms of MariaDB, too much
+    for each view of the event's page on on-sale day. These numbers are a guide; the
+    seat map and every hold read the live inventory (docs/benchmarks.md).
+    """
+    if not performance_ids:
+        return {}
+    seconds = settings.TICKETING_EVENT_FREE_COUNTS_SECONDS
+    key = f"event-free-counts:{connection.settings_dict['NAME']}:{event.pk}"
+    if seconds:
+        try:
+            cached = cache.get(key)
+        except Exception:
+            logger.warning("cache unavailable; counting free places in the database", exc_info=True)
+            cached = seconds = None
+        if cached is not None and cached[0] == performance_ids:
+            return cached[1]
     counts = (
-        InventoryItem.objects.filter(performance__in=[p.id for p in performances])
+        InventoryItem.objects.filter(performance__in=performance_ids)
         .values("performance_id", "price_grade_id")
         .annotate(free=Count("id", filter=free_condition(now)))
     )
     free: dict[int, dict[int, int]] = defaultdict(dict)
     for row in counts:
         free[row["performance_id"]][row["price_grade_id"]] = row["free"]
-    ordered = sorted(grades.values(), key=lambda g: (g.position, -g.price))
-    for performance in performances:
-        performance.event = event
-        performance.availability = [
-            GradeAvailability(grade=grade, free=free[performance.id].get(grade.id, 0))
-            for grade in ordered
-            if grade.id in free[performance.id]
-        ]
-        performance.free_total = sum(a.free for a in performance.availability)
-        performance.state = performance.sales_state(now)
-    return performances
+    free = dict(free)
+    if seconds:
+        try:
+            cache.set(key, (performance_ids, free), seconds)
+        except Exception:
+            logger.warning("cache unavailable; free places not cached", exc_info=True)
+    return free
 
 
 @dataclass

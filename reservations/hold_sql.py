@@ -2,7 +2,7 @@
 
 The ORM compiles each query afresh on every call, which costs 0.3-0.8 ms of CPU
 here: most of a hold's cost in bench/flash_sale.py, where two cores must answer
-hundreds of holds a second (docs/benchmarks.md). These four statements are plain
+hundreds of holds a second (docs/benchmarks.md). These statements are plain
 enough to write once, and they read the same on SQLite and MariaDB. The inserts stay
 in the ORM, so a new model field cannot be forgotten here.
 
@@ -51,6 +51,19 @@ def seat_rows(*, performance_id: int, item_ids, now: dt.datetime, user_id: int, 
     with connection.cursor() as cursor:
         cursor.execute(sql, [_when(now), user_id, request_token, performance_id, *item_ids])
         return cursor.fetchall()
+
+
+def taken_seat_ids(*, performance_id: int, now: dt.datetime, keeping: int | None = None) -> list[int]:
+    """Ids of the numbered seats nobody can hold right now (held, sold or blocked),
+    except those held by the reservation `keeping`: selectors.taken_place_ids."""
+    sql = f"""
+        SELECT i.id FROM {_table(InventoryItem)} i
+        WHERE i.performance_id = %s AND i.seat_id IS NOT NULL
+          AND CASE WHEN {FREE_SQL} OR (i.status = 'held' AND i.reservation_id = %s) THEN 0 ELSE 1 END = 1
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [performance_id, _when(now), keeping or 0])
+        return [row[0] for row in cursor.fetchall()]
 
 
 def lock_customer(user_id: int) -> None:

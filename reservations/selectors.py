@@ -1,7 +1,8 @@
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
-from .models import InventoryItem, Reservation, free_condition
+from . import hold_sql
+from .models import Reservation
 
 
 def own_reservation(*, user, code: str) -> Reservation:
@@ -19,8 +20,8 @@ def taken_place_ids(*, performance_id: int, keep_reservation_id: int | None = No
     tried. The seats of `keep_reservation_id` (the live hold being changed) stay
     selectable.
     """
-    now = now or timezone.now()
-    taken = InventoryItem.objects.filter(performance_id=performance_id, seat__isnull=False).exclude(
-        free_condition(now, keeping=keep_reservation_id)
+    # Every "just taken" answer runs this, so it is written out in hold_sql
+    # (reservations/tests/test_hold_sql.py checks it against free_condition).
+    return hold_sql.taken_seat_ids(
+        performance_id=performance_id, now=now or timezone.now(), keeping=keep_reservation_id
     )
-    return list(taken.values_list("pk", flat=True))

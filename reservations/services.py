@@ -30,6 +30,7 @@ from events.layout_builder import SEAT_PITCH
 from events.models import Performance, PriceGrade, Seat, Section
 from notifications.models import Notification
 from notifications.services import notification_queue
+from ticketing import compiled
 from ticketing.db import is_lock_conflict
 
 from . import hold_sql
@@ -268,7 +269,7 @@ def _hold_locked(
         created_at=now,
     )
     _price(reservation, seat_lines, fee=event.booking_fee)
-    reservation.save(force_insert=True)
+    compiled.insert([reservation])
 
     already = hold_sql.live_places(
         user_id=user.pk, performance_id=performance.pk, now=now, excluding=replace.pk if replace else None
@@ -284,7 +285,7 @@ def _hold_locked(
     if replace is not None:
         _free_items(replace)
         _transition(replace, Status.RELEASED, actor=user, reason="changed seats", now=now)
-    ReservationTransition.objects.create(reservation=reservation, to_status=Status.HELD, at=now, actor=user)
+    compiled.insert([ReservationTransition(reservation=reservation, to_status=Status.HELD, at=now, actor=user)])
     _claim_seats(reservation, seat_lines, now)
     standing_lines = [
         line
@@ -295,7 +296,7 @@ def _hold_locked(
     lines = standing_lines + seat_lines
     for line in lines:
         line.reservation = reservation
-    ReservationLine.objects.bulk_create(lines)
+    compiled.insert(lines)
     if standing_lines:
         _price(reservation, lines, fee=event.booking_fee)
         Reservation.objects.filter(pk=reservation.pk).update(

@@ -2,13 +2,14 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import redirect_to_login
 from django.db.models import prefetch_related_objects
-from django.http import JsonResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.http import Http404, JsonResponse
+from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST, require_safe
 
-from events.models import Event, Performance, Section
+from events.models import Section
+from events.selectors import published_performance
 from events.views import render_performance_page
 
 # Views sit above both apps: checkout hands over to payments here.
@@ -26,12 +27,9 @@ from .tickets import ticket_qr_svg
 @require_POST
 def hold(request, slug, pk):
     # Only the event is needed to hold; a page drawn again loads the rest.
-    performance = get_object_or_404(
-        Performance.objects.select_related("event"),
-        pk=pk,
-        event__slug=slug,
-        event__status=Event.Status.PUBLISHED,
-    )
+    performance = published_performance(slug=slug, pk=pk)
+    if performance is None:
+        raise Http404
     if not request.user.is_authenticated:
         # Back to the seat map after signing in: this POST cannot be replayed as a GET.
         return redirect_to_login(performance.get_absolute_url())

@@ -148,7 +148,7 @@ if REDIS_URL:
         _cache_url = urlsplit(REDIS_URL)._replace(path=f"/{1 + _worker}").geturl()
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "ticketing.cache.RedisCache",
             "LOCATION": _cache_url,
             # An unreachable Redis costs a request a second at most, never a hung worker.
             "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
@@ -206,9 +206,9 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 AUTH_USER_MODEL = "accounts.User"
 AUTHENTICATION_BACKENDS = [
     # The admin's own login form.
-    "django.contrib.auth.backends.ModelBackend",
+    "accounts.backends.ModelBackend",
     # allauth: email + password, and Kakao / Naver / Google (its views enforce verification).
-    "allauth.account.auth_backends.AuthenticationBackend",
+    "accounts.backends.AuthenticationBackend",
 ]
 LOGIN_URL = "account_login"
 LOGIN_REDIRECT_URL = "/"
@@ -338,6 +338,9 @@ LOGGING = {
 # --- Ticketing ----------------------------------------------------------------
 # Events may override these per event; they are the defaults new events start with.
 TICKETING_DEFAULT_TICKET_LIMIT = env.int("TICKETING_DEFAULT_TICKET_LIMIT", default=4)
+# How long an event page's "seats left" counts are reused (0: count on every view). The
+# seat map and holds always read the live inventory.
+TICKETING_EVENT_FREE_COUNTS_SECONDS = env.int("TICKETING_EVENT_FREE_COUNTS_SECONDS", default=5)
 
 
 def _durations(name: str, default: str) -> tuple[dt.timedelta, ...]:

@@ -2,15 +2,18 @@ import datetime as dt
 import re
 
 import pytest
+from django.core.cache import cache
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
+from events import selectors
 from events.models import Event, Performance
 from events.services import performance_duplicate
 from events.tests.factories import EventFactory, LayoutFactory, PerformanceFactory, UserFactory
 from reservations.models import InventoryItem
+from reservations.tests.factories import hold
 
 pytestmark = pytest.mark.django_db
 
@@ -164,3 +167,46 @@ def test_query_counts_do_not_grow_with_events_or_seats(client):
     assert count_queries(client, big_event.get_absolute_url()) == counts_small["detail"]
     assert count_queries(client, big.get_absolute_url()) == counts_small["map"]
     assert counts_small["map"] <= 5
+
+
+def test_seats_left_are_counted_for_sellable_performances_only(performance):
+    ended = performance_duplicate(performance=performance, starts_at=timezone.now() - dt.timedelta(days=1))
+    closed = performance_duplicate(performance=performance, starts_at=performance.starts_at + dt.timedelta(days=1))
+    Performance.objects.filter(pk=closed.pk).update(status=Performance.Status.CLOSED)
+
+    performances = {p.pk: p for p in selectors.event_performances(event=performance.event)}
+
+    assert [a.free for a in performances[performance.pk].availability] == [10, 5, 4]
+    assert performances[ended.pk].availability == [] and performances[ended.pk].state == "past"
+    assert performances[closed.pk].availability == [] and performances[closed.pk].state == "closed"
+
+
+def test_seats_left_are_reused_for_a_few_seconds(client, performance, settings):
+    settings.TICKETING_EVENT_FREE_COUNTS_SECONDS = 5
+    cache.delete_many([f"event-free-counts:{connection.settings_dict['NAME']}:{performance.event_id}"])
+    url = performance.event.get_absolute_url()
+    first = count_queries(client, url)
+    hold(UserFactory(), performance, "1층 A구역 A열 1번")
+
+    with CaptureQueriesContext(connection) as queries:
+        html = " ".join(client.get(url).content.decode().split())
+
+    assert len(queries) == first - 1  # no count this time
+    assert 'R석 <span class="">10 left</span>' in html  # as counted a moment ago
+    settings.TICKETING_EVENT_FREE_COUNTS_SECONDS = 0
+    html = " ".join(client.get(url).content.decode().split())
+    assert 'R석 <span class="">9 left</span>' in html
+
+
+def test_the_event_page_counts_in_the_database_when_the_cache_is_down(client, performance, settings, monkeypatch):
+    settings.TICKETING_EVENT_FREE_COUNTS_SECONDS = 5
+
+    def down(*args, **kwargs):
+        raise ConnectionError("Redis is down")
+
+    monkeypatch.setattr(selectors.cache, "get", down)
+    monkeypatch.setattr(selectors.cache, "set", down)
+
+    html = " ".join(client.get(performance.event.get_absolute_url()).content.decode().split())
+
+    assert 'R석 <span class="">10 left</span>' in html

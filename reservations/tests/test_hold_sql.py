@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from reservations import hold_sql
 from reservations.models import InventoryItem, Reservation, free_condition
-from reservations.tests.factories import hold, seat_items
+from reservations.tests.factories import hold, hold_items, seat_items
 
 pytestmark = pytest.mark.django_db
 
@@ -113,3 +113,37 @@ def test_live_places_counts_live_holds_and_bookings_only(alice, bob, performance
     assert count(NOW + dt.timedelta(days=1)) == 2  # bought places never lapse
     Reservation.objects.filter(pk=live.pk).update(status="held")
     assert count(live.expires_at) == 0  # a hold stops counting the instant it expires
+
+
+@pytest.mark.parametrize("keeping", [False, True])
+def test_taken_seat_ids_agree_with_free_condition(alice, performance, keeping):
+    *rows, mine, mine_too = seats(performance, 9)
+    kept = hold_items(alice, performance, mine.pk, mine_too.pk)
+    states = [
+        ("available", None),
+        ("held", NOW + dt.timedelta(minutes=5)),
+        ("held", NOW - dt.timedelta(seconds=1)),
+        ("held", NOW),
+        ("held", NOW + dt.timedelta(microseconds=1)),
+        ("sold", None),
+        ("blocked", None),
+    ]
+    for item, (status, until) in zip(rows, states, strict=True):
+        InventoryItem.objects.filter(pk=item.pk).update(status=status, held_until=until)
+    keep = kept.pk if keeping else None
+
+    by_sql = hold_sql.taken_seat_ids(performance_id=performance.pk, now=NOW, keeping=keep)
+    by_orm = (
+        InventoryItem.objects.filter(performance=performance, seat__isnull=False)
+        .exclude(free_condition(NOW, keeping=keep))
+        .values_list("pk", flat=True)
+    )
+
+    assert sorted(by_sql) == sorted(by_orm)
+    kept_ids = set(kept.lines.values_list("item_id", flat=True))
+    assert kept_ids.isdisjoint(by_sql) == keeping
+    assert {rows[i].pk for i in (1, 4, 5, 6)} <= set(by_sql)
+    assert not {rows[i].pk for i in (0, 2, 3)} & set(by_sql)
+    standing = InventoryItem.objects.filter(performance=performance, seat__isnull=True).first()
+    InventoryItem.objects.filter(pk=standing.pk).update(status="sold")
+    assert standing.pk not in hold_sql.taken_seat_ids(performance_id=performance.pk, now=NOW, keeping=keep)

@@ -1,0 +1,99 @@
+"""ORM reads and inserts compiled once, for the few statements every on-sale click runs.
+
+Django compiles a queryset afresh on every call: 0.3-0.6 ms of CPU for a one-row
+lookup or insert here, several times what the database needs to answer it. On a
+flash sale every hold pays that for the performance it is for, the signed-in customer
+and each row it writes (docs/benchmarks.md). These helpers write the same SQL once per
+model and build instances the way the ORM does (its own column list, converters and
+`from_db`), so a field added to a model is picked up here too.
+
+Not for general use: no signals are sent, querysets' managers and defaults on the
+database side are skipped. The callers are listed in docs/benchmarks.md.
+"""
+
+from collections.abc import Sequence
+
+from django.db import connection
+from django.db.models import Model
+
+
+class RowFetch:
+    """One row of `model` and, in the same statement, the rows its foreign keys in
+    `related` point at, found by a hand-written WHERE over the aliases `t` (the model)
+    and `r0`, `r1`... (the related models, in the order given)."""
+
+    def __init__(self, model: type[Model], *related: str, where: str):
+        self.model = model
+        self.related = [model._meta.get_field(name) for name in related]
+        self.where = where
+        self._compiled = None
+
+    def _compile(self):
+        quote = connection.ops.quote_name
+        models = [(self.model, "t")] + [(f.related_model, f"r{i}") for i, f in enumerate(self.related)]
+        columns, converters, shapes = [], [], []
+        for model, alias in models:
+            fields = model._meta.concrete_fields
+            columns += [f"{alias}.{quote(f.column)}" for f in fields]
+            for f in fields:
+                col = f.get_col(alias)
+                found = connection.ops.get_db_converters(col) + col.get_db_converters(connection)
+                converters.append((f, found))
+            shapes.append((model, [f.attname for f in fields]))
+        joins = "".join(
+            f" JOIN {quote(f.related_model._meta.db_table)} r{i}"
+            f" ON r{i}.{quote(f.target_field.column)} = t.{quote(f.column)}"
+            for i, f in enumerate(self.related)
+        )
+        sql = f"SELECT {', '.join(columns)} FROM {quote(self.model._meta.db_table)} t{joins} WHERE {self.where}"
+        self._compiled = (sql, converters, shapes)
+        return self._compiled
+
+    def one(self, params: Sequence) -> Model | None:
+        sql, converters, shapes = self._compiled or self._compile()
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            row = cursor.fetchone()
+        if row is None:
+            return None
+        values = []
+        for (field, field_converters), value in zip(converters, row, strict=True):
+            for convert in field_converters:
+                value = convert(value, field, connection)
+            values.append(value)
+        instances, start = [], 0
+        for model, attnames in shapes:
+            instances.append(model.from_db(connection.alias, attnames, values[start : start + len(attnames)]))
+            start += len(attnames)
+        main = instances[0]
+        for field, instance in zip(self.related, instances[1:], strict=True):
+            field.set_cached_value(main, instance)
+        return main
+
+
+def insert(instances: Sequence[Model]) -> None:
+    """INSERT unsaved instances of one model in one statement, as save(force_insert=True)
+    would without signals. Sets the primary key when there is one instance (the
+    database's own auto-increment value); several are left without, like bulk_create
+    on MariaDB."""
+    if not instances:
+        return
+    model = type(instances[0])
+    meta = model._meta
+    fields = [f for f in meta.local_concrete_fields if not f.generated and not (f.primary_key and f.db_returning)]
+    quote = connection.ops.quote_name
+    rows = []
+    for instance in instances:
+        rows.append([f.get_db_prep_save(f.pre_save(instance, True), connection) for f in fields])
+    placeholders = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    sql = (
+        f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "
+        f"VALUES {', '.join([placeholders] * len(rows))}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [value for row in rows for value in row])
+        if len(instances) == 1:
+            setattr(instances[0], meta.pk.attname, cursor.lastrowid)
+    for instance in instances:
+        instance._state.adding = False
+        instance._state.db = connection.alias
