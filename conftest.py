@@ -39,9 +39,10 @@ def _english_by_default(settings):
     settings.LANGUAGE_CODE = "en"
     # Real password hashing costs ~0.3 s per user; tests only need it to round-trip.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-    # Counts are asserted right after changing the inventory; tests of the reuse itself
-    # turn it back on.
+    # Counts and seats are asserted right after changing them; tests of the reuse
+    # itself turn it back on.
     settings.TICKETING_EVENT_FREE_COUNTS_SECONDS = 0
+    settings.TICKETING_SEAT_MAP_PLACES_SECONDS = 0
 
 
 @pytest.fixture

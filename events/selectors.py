@@ -3,15 +3,19 @@ however many events, performances or seats there are."""
 
 import datetime as dt
 import logging
+import threading
+import time
 from collections import defaultdict
 from dataclasses import dataclass
 
+from cachetools import LRUCache
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
-from django.db.models import BooleanField, Count, Exists, ExpressionWrapper, Max, Min, OuterRef, Q, QuerySet
+from django.db.models import Count, Exists, Max, Min, OuterRef, Q, QuerySet
 from django.utils import timezone
 
+from reservations import hold_sql
 from reservations.models import InventoryItem, free_condition
 from ticketing.compiled import RowFetch
 
@@ -181,45 +185,30 @@ class SeatMap:
 
 
 def seat_map(*, performance: Performance, own_reservation_id: int | None = None) -> SeatMap:
-    """Everything the seat map draws, in three queries whatever the hall's size.
+    """Everything the seat map draws: the hall's places (kept for a few seconds, see
+    _places) and which of them are free right now (read on every view).
 
     Places held by `own_reservation_id` (the customer changing seats) count as free:
     they are theirs to keep or swap.
     """
-    now = timezone.now()
     grades = list(performance.event.grades.all())
     sections = list(Section.objects.filter(layout_id=performance.layout_id).order_by("position", "id"))
-    rows = (
-        InventoryItem.objects.filter(performance=performance)
-        .annotate(
-            is_free=ExpressionWrapper(free_condition(now, keeping=own_reservation_id), output_field=BooleanField())
-        )
-        .values_list(
-            "id",
-            "seat_id",
-            "section_id",
-            "price_grade_id",
-            "seat__label",
-            "seat__x",
-            "seat__y",
-            "seat__is_accessible",
-            "is_free",
+    taken = set(
+        hold_sql.taken_ids(
+            performance_id=performance.pk, now=timezone.now(), keeping=own_reservation_id, seats_only=False
         )
     )
-    # Sorted here, not by the database: "ORDER BY id" tempts MariaDB into walking the
-    # primary key of every performance's inventory instead of this one's index range
-    # (measured: 28,000 rows read for a 2,400-place hall once 22 performances existed).
-    rows = sorted(rows)
     seats: list[SeatMapPlace] = []
     standing_free: dict[int, int] = defaultdict(int)
     free_by_grade: dict[int, int] = defaultdict(int)
-    for item_id, seat_id, section_id, grade_id, label, x, y, accessible, is_free in rows:
+    for item_id, seat_id, section_id, grade_id, label, x, y, accessible in _places(performance):
+        is_free = item_id not in taken
         if is_free:
             free_by_grade[grade_id] += 1
         if seat_id is None:
-            standing_free[section_id] += int(bool(is_free))
+            standing_free[section_id] += is_free
             continue
-        seats.append(SeatMapPlace(item_id, seat_id, section_id, grade_id, label, x, y, accessible, bool(is_free)))
+        seats.append(SeatMapPlace(item_id, seat_id, section_id, grade_id, label, x, y, accessible, is_free))
     return SeatMap(
         layout=performance.layout,
         grades=grades,
@@ -228,6 +217,43 @@ def seat_map(*, performance: Performance, own_reservation_id: int | None = None)
         standing_free=dict(standing_free),
         free_by_grade=dict(free_by_grade),
     )
+
+
+# A few dozen performances' places per process: a 2,400-place hall is ~0.5 MB.
+_PLACES_CACHE: LRUCache = LRUCache(maxsize=32)
+_PLACES_LOCK = threading.Lock()
+
+
+def _places(performance: Performance) -> list[tuple]:
+    """(item id, seat id, section id, grade id, label, x, y, accessible) of every place
+    of the performance, in id order.
+
+    Reading and converting these rows was half the cost of a seat map view (~14 ms for
+    2,400 places, docs/benchmarks.md), and on an on-sale day every customer draws the
+    map, some several times. They change only when staff edit the hall's seats or
+    re-grade places, so each process keeps them for
+    TICKETING_SEAT_MAP_PLACES_SECONDS; whether a place is free is never kept. The key
+    has the performance's creation time, so a recreated database (tests, a restored
+    backup) never meets another performance's places under a reused id.
+    """
+    seconds = settings.TICKETING_SEAT_MAP_PLACES_SECONDS
+    key = (connection.settings_dict["NAME"], performance.pk, performance.created_at)
+    if seconds:
+        with _PLACES_LOCK:
+            kept = _PLACES_CACHE.get(key)
+        if kept is not None and kept[0] > time.monotonic():
+            return kept[1]
+    rows = InventoryItem.objects.filter(performance=performance).values_list(
+        "id", "seat_id", "section_id", "price_grade_id", "seat__label", "seat__x", "seat__y", "seat__is_accessible"
+    )
+    # Sorted here, not by the database: "ORDER BY id" tempts MariaDB into walking the
+    # primary key of every performance's inventory instead of this one's index range
+    # (measured: 28,000 rows read for a 2,400-place hall once 22 performances existed).
+    places = sorted(rows)
+    if seconds:
+        with _PLACES_LOCK:
+            _PLACES_CACHE[key] = (time.monotonic() + seconds, places)
+    return places
 
 
 # Colours for a layout preview, before any event has priced the grade codes.

@@ -53,12 +53,15 @@ def seat_rows(*, performance_id: int, item_ids, now: dt.datetime, user_id: int, 
         return cursor.fetchall()
 
 
-def taken_seat_ids(*, performance_id: int, now: dt.datetime, keeping: int | None = None) -> list[int]:
-    """Ids of the numbered seats nobody can hold right now (held, sold or blocked),
-    except those held by the reservation `keeping`: selectors.taken_place_ids."""
+def taken_ids(
+    *, performance_id: int, now: dt.datetime, keeping: int | None = None, seats_only: bool = True
+) -> list[int]:
+    """Ids of the places nobody can hold right now (held, sold or blocked), except
+    those held by the reservation `keeping`; numbered seats only unless `seats_only`
+    is false. Behind selectors.taken_place_ids and the seat map's per-view state."""
     sql = f"""
         SELECT i.id FROM {_table(InventoryItem)} i
-        WHERE i.performance_id = %s AND i.seat_id IS NOT NULL
+        WHERE i.performance_id = %s {"AND i.seat_id IS NOT NULL" if seats_only else ""}
           AND CASE WHEN {FREE_SQL} OR (i.status = 'held' AND i.reservation_id = %s) THEN 0 ELSE 1 END = 1
     """
     with connection.cursor() as cursor:

@@ -22,6 +22,4 @@ def taken_place_ids(*, performance_id: int, keep_reservation_id: int | None = No
     """
     # Every "just taken" answer runs this, so it is written out in hold_sql
     # (reservations/tests/test_hold_sql.py checks it against free_condition).
-    return hold_sql.taken_seat_ids(
-        performance_id=performance_id, now=now or timezone.now(), keeping=keep_reservation_id
-    )
+    return hold_sql.taken_ids(performance_id=performance_id, now=now or timezone.now(), keeping=keep_reservation_id)

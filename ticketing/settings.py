@@ -341,6 +341,9 @@ TICKETING_DEFAULT_TICKET_LIMIT = env.int("TICKETING_DEFAULT_TICKET_LIMIT", defau
 # How long an event page's "seats left" counts are reused (0: count on every view). The
 # seat map and holds always read the live inventory.
 TICKETING_EVENT_FREE_COUNTS_SECONDS = env.int("TICKETING_EVENT_FREE_COUNTS_SECONDS", default=5)
+# How long each process keeps a performance's seat map places (labels, positions,
+# grades; never whether they are free). Staff edits to seats show within this time.
+TICKETING_SEAT_MAP_PLACES_SECONDS = env.int("TICKETING_SEAT_MAP_PLACES_SECONDS", default=60)
 
 
 def _durations(name: str, default: str) -> tuple[dt.timedelta, ...]:

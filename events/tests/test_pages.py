@@ -210,3 +210,21 @@ def test_the_event_page_counts_in_the_database_when_the_cache_is_down(client, pe
     html = " ".join(client.get(performance.event.get_absolute_url()).content.decode().split())
 
     assert 'R석 <span class="">10 left</span>' in html
+
+
+def test_the_seat_map_keeps_the_halls_places_but_never_whether_they_are_free(client, performance, settings):
+    settings.TICKETING_SEAT_MAP_PLACES_SECONDS = 60
+    url = performance.get_absolute_url()
+    first = count_queries(client, url)
+    taken = hold(UserFactory(), performance, "1층 A구역 A열 1번")
+    standing = InventoryItem.objects.filter(performance=performance, seat__isnull=True).first()
+    InventoryItem.objects.filter(pk=standing.pk).update(status="sold")
+
+    with CaptureQueriesContext(connection) as queries:
+        html = client.get(url).content.decode()
+
+    assert len(queries) == first - 1  # the places came from this process's memory
+    [item_id] = taken.lines.values_list("item_id", flat=True)
+    assert 'class="seat taken" cx' in html and html.count('class="seat taken') == 1
+    assert re.search(rf'class="seat taken"[^>]*data-item="{item_id}"', html)
+    assert "3 places left" in html  # the standing zone, live too

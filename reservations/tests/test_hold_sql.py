@@ -116,7 +116,7 @@ def test_live_places_counts_live_holds_and_bookings_only(alice, bob, performance
 
 
 @pytest.mark.parametrize("keeping", [False, True])
-def test_taken_seat_ids_agree_with_free_condition(alice, performance, keeping):
+def test_taken_ids_agree_with_free_condition(alice, performance, keeping):
     *rows, mine, mine_too = seats(performance, 9)
     kept = hold_items(alice, performance, mine.pk, mine_too.pk)
     states = [
@@ -132,7 +132,7 @@ def test_taken_seat_ids_agree_with_free_condition(alice, performance, keeping):
         InventoryItem.objects.filter(pk=item.pk).update(status=status, held_until=until)
     keep = kept.pk if keeping else None
 
-    by_sql = hold_sql.taken_seat_ids(performance_id=performance.pk, now=NOW, keeping=keep)
+    by_sql = hold_sql.taken_ids(performance_id=performance.pk, now=NOW, keeping=keep)
     by_orm = (
         InventoryItem.objects.filter(performance=performance, seat__isnull=False)
         .exclude(free_condition(NOW, keeping=keep))
@@ -146,4 +146,6 @@ def test_taken_seat_ids_agree_with_free_condition(alice, performance, keeping):
     assert not {rows[i].pk for i in (0, 2, 3)} & set(by_sql)
     standing = InventoryItem.objects.filter(performance=performance, seat__isnull=True).first()
     InventoryItem.objects.filter(pk=standing.pk).update(status="sold")
-    assert standing.pk not in hold_sql.taken_seat_ids(performance_id=performance.pk, now=NOW, keeping=keep)
+    assert standing.pk not in hold_sql.taken_ids(performance_id=performance.pk, now=NOW, keeping=keep)
+    everything = hold_sql.taken_ids(performance_id=performance.pk, now=NOW, keeping=keep, seats_only=False)
+    assert sorted(everything) == sorted([*by_orm, standing.pk])
