@@ -4,6 +4,7 @@ Usage (from the repository root; needs MariaDB on 127.0.0.1:3306 and Redis on 63
     .venv/bin/python bench/flash_sale.py [--customers 200] [--rounds 3] [--workers 5] [--threads 1] [--keep]
     .venv/bin/python bench/flash_sale.py --disjoint          # nobody wants another's seats: no conflicts
     .venv/bin/python bench/flash_sale.py --arrival-rate 50   # customers arrive 50 a second, not all at once
+    .venv/bin/python bench/flash_sale.py --waiting-room 9000 # sales open behind a waiting room (150 a second)
     .venv/bin/python bench/flash_sale.py --form              # post like a browser without JavaScript
 
 One command does everything:
@@ -385,6 +386,8 @@ class Customer:
     held: list[int] = field(default_factory=list)
     code: str = ""
     outcome: str = "gave up"
+    line_seconds: float = 0.0  # --waiting-room: from arrival until let in
+    line_requests: int = 0
 
 
 def choose(rows: list[Row], weights: list[int], free: set[int], rng: random.Random, want: int) -> list[int]:
@@ -423,6 +426,8 @@ async def customer_run(customer: Customer, world: World, port: int, go: asyncio.
     await go.wait()
     if args.arrival_rate:  # customers arrive one after another instead of all at once
         await asyncio.sleep(customer.index / args.arrival_rate)
+    if args.waiting_room and not await wait_in_line(customer, world, port, cookies):
+        return
     token, seats = None, []
     for _ in range(args.attempts):
         if token is None:  # a new attempt (after a lost connection: the same seats and token again)
@@ -469,6 +474,28 @@ async def customer_run(customer: Customer, world: World, port: int, go: asyncio.
             return
         # A lost connection: resending the same form is safe (a repeated token finds the hold).
     customer.outcome = "gave up"
+
+
+async def wait_in_line(customer: Customer, world: World, port: int, cookies: str) -> bool:
+    """Take a number in the waiting room and ask again, as static/js/waiting-room.js
+    does, until let in. False (an error recorded) if the line answers oddly."""
+    arrived = time.perf_counter()
+    while True:
+        answer = await request(port, "GET", world.page_path + "waiting/", cookies=cookies, accept="application/json")
+        customer.line_requests += 1
+        try:
+            data = json.loads(answer.body) if answer.status == 200 else None
+        except ValueError:
+            data = None
+        if data is None:
+            detail = answer.error or f"waiting room: {answer.status} {answer.body[:200]!r}"
+            customer.attempts.append(Attempt("error", answer.status, answer.seconds, detail))
+            customer.outcome = "refused"
+            return False
+        if data["admitted"]:
+            customer.line_seconds = time.perf_counter() - arrived
+            return True
+        await asyncio.sleep(min(5.0, max(1.0, data["wait_seconds"] * 0.5)))
 
 
 async def warm_up(world: World, port: int, rounds: int) -> None:
@@ -571,6 +598,20 @@ def reset(world: World) -> None:
     connections.close_all()
 
 
+def open_sale_with_waiting_room(world: World, per_minute: int) -> None:
+    """Sales open now, behind a waiting room: each round starts a new line (the line is
+    keyed by the opening time)."""
+    from django.db import connections
+    from django.utils import timezone
+
+    from events.models import Performance
+
+    Performance.objects.filter(pk=world.performance_id).update(
+        waiting_room_rate=per_minute, sales_open_at=timezone.now()
+    )
+    connections.close_all()
+
+
 def percentile(values: list[float], p: float) -> float:
     """Nearest-rank percentile."""
     ordered = sorted(values)
@@ -602,6 +643,9 @@ def summarise(customers: list[Customer], wall: float) -> dict:
         "error_kinds": Counter(a.detail[:120] for a in attempts if a.kind == "error"),
         "outcomes": Counter(c.outcome for c in customers),
         "tries": Counter(len(c.attempts) for c in customers),
+        "line_p50": percentile([c.line_seconds for c in customers], 50),
+        "line_max": max(c.line_seconds for c in customers),
+        "line_requests": sum(c.line_requests for c in customers),
     }
 
 
@@ -665,6 +709,8 @@ def print_results(args, world: World, rounds: list[dict], checks: list[dict], qu
     print(f"server:        gunicorn, {worker}; MariaDB {version}; {os.cpu_count()} cores")
     wants = "each in a block of 4 nobody else wants (--disjoint)" if args.disjoint else "best grades preferred"
     arrive = f"arriving at {args.arrival_rate:g}/s" if args.arrival_rate else "at once"
+    if args.waiting_room:
+        arrive += f", through a waiting room letting in {args.waiting_room}/min"
     print(f"customers:     {args.customers} {arrive}, 2-4 adjacent seats each, {wants}, up to {args.attempts} tries")
     client = "plain form, no JavaScript (--form)" if args.form else "as the seat map's script (JSON answers)"
     print(f"posting:       {client}")
@@ -691,6 +737,11 @@ def print_results(args, world: World, rounds: list[dict], checks: list[dict], qu
         )
         cpu = ", ".join(f"{name} {seconds:.2f}" for name, seconds in r["cpu"].items())
         print(f"    CPU seconds during the burst: {cpu} (of {r['wall'] * (os.cpu_count() or 1):.2f} available)")
+        if args.waiting_room:
+            print(
+                f"    waiting room: median time in line {r['line_p50']:.1f} s, longest {r['line_max']:.1f} s, "
+                f"{r['line_requests']} waiting-room requests"
+            )
         for detail, n in r["error_kinds"].most_common(5):
             print(f"    error x{n}: {detail}")
     print()
@@ -717,6 +768,13 @@ def main():
         "--form",
         action="store_true",
         help="post like a browser without JavaScript (a 409 redraws the whole page) instead of the map's script",
+    )
+    parser.add_argument(
+        "--waiting-room",
+        type=int,
+        default=0,
+        metavar="PER_MINUTE",
+        help="sales open with a waiting room letting in this many customers a minute (default 0: none)",
     )
     parser.add_argument("--think-ms", type=int, default=0, help="pause before retrying after a 409 (default none)")
     parser.add_argument(
@@ -751,6 +809,8 @@ def main():
         asyncio.run(warm_up(world, port, rounds=4 * args.workers * args.threads))
         rounds, checks = [], []
         for i in range(args.rounds):
+            if args.waiting_room:
+                open_sale_with_waiting_room(world, args.waiting_room)
             before = cpu_snapshot(process)
             customers, wall = asyncio.run(burst(world, port, args, seed=args.seed + i))
             after = cpu_snapshot(process)
@@ -765,6 +825,10 @@ def main():
                 reset(world)
                 time.sleep(1)
         stop_gunicorn(process)
+        if args.waiting_room:  # the in-process customers below hold without queueing
+            from events.models import Performance
+
+            Performance.objects.filter(pk=world.performance_id).update(waiting_room_rate=None)
         queries = count_queries(world)
         print_results(args, world, rounds, checks, queries)
         oversold = any(any(c.values()) for c in checks)

@@ -248,7 +248,7 @@ class EventAdmin(admin.ModelAdmin):
 class PerformanceAdminForm(forms.ModelForm):
     class Meta:
         model = Performance
-        fields = ["event", "layout", "starts_at", "sales_open_at", "sales_close_at", "status"]
+        fields = ["event", "layout", "starts_at", "sales_open_at", "sales_close_at", "status", "waiting_room_rate"]
 
     def clean(self):
         data = super().clean()

@@ -275,6 +275,16 @@ class Performance(models.Model):
     sales_open_at = models.DateTimeField(_("sales open at"))
     sales_close_at = models.DateTimeField(_("sales close at"))
     status = models.CharField(_("status"), max_length=10, choices=Status, default=Status.SCHEDULED)
+    waiting_room_rate = models.PositiveIntegerField(
+        _("waiting room: customers let in per minute"),
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text=_(
+            "For a rush: while sales are open, visitors of the seat map take a number and are let in this many "
+            "a minute, first come, first served. Empty: no waiting room."
+        ),
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = PerformanceQuerySet.as_manager()

@@ -1,10 +1,15 @@
+import math
 import uuid
 
+from django.contrib.humanize.templatetags.humanize import intcomma
 from django.core.paginator import Paginator
-from django.shortcuts import get_object_or_404, render
+from django.http import JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_safe
 
+from reservations import waiting_room
 from reservations.forms import BestAvailableForm, HoldForm
 from reservations.models import Reservation
 
@@ -66,6 +71,8 @@ def performance_detail(request, slug, pk):
         pk=pk,
         event__slug=slug,
     )
+    if not waiting_room.may_enter(performance=performance, user=request.user, session=request.session):
+        return redirect("events:waiting_room", slug=slug, pk=pk)
     change = None
     if request.user.is_authenticated and request.GET.get("change"):
         # Changing seats: the customer's own live hold, else a plain page.
@@ -77,6 +84,47 @@ def performance_detail(request, slug, pk):
             .first()
         )
     return render_performance_page(request, performance, change=change)
+
+
+@require_safe
+def waiting_room_page(request, slug, pk):
+    """The line in front of an on-sale seat map: the visitor's number, how many are
+    ahead and the expected wait. static/js/waiting-room.js asks again every few
+    seconds (JSON) and moves on to the seat map when it is their turn; without
+    JavaScript the page reloads itself."""
+    performance = get_object_or_404(
+        Performance.objects.select_related("event").filter(event__in=_visible_events(request)), pk=pk, event__slug=slug
+    )
+    now = timezone.now()
+    wants_json = request.headers.get("Accept", "").startswith("application/json")
+    if not waiting_room.is_active(performance, now):
+        # No line (any more): straight to the seat map, which says whether it is on sale.
+        if wants_json:
+            return JsonResponse({"admitted": True, "redirect": performance.get_absolute_url()})
+        return redirect(performance.get_absolute_url())
+    ticket = waiting_room.waiting_room_enter(performance=performance, session=request.session, now=now)
+    ahead = ticket.ahead(performance, now)
+    wait_seconds = max(0, math.ceil((ticket.admit_at - now).total_seconds()))
+    minutes = max(1, math.ceil(wait_seconds / 60))
+    status = {
+        "admitted": ticket.admitted(now),
+        "number": ticket.number,
+        "ahead": ahead,
+        "wait_seconds": wait_seconds,
+        "ahead_text": ngettext("%(count)s person ahead of you", "%(count)s people ahead of you", ahead)
+        % {"count": intcomma(ahead)},
+        "wait_text": ngettext("about %(count)d minute", "about %(count)d minutes", minutes) % {"count": minutes},
+        "redirect": performance.get_absolute_url(),
+    }
+    if wants_json:
+        return JsonResponse(status)
+    if status["admitted"]:
+        return redirect(performance.get_absolute_url())
+    return render(
+        request,
+        "events/waiting_room.html",
+        {"event": performance.event, "performance": performance, **status},
+    )
 
 
 def render_performance_page(

@@ -4,6 +4,7 @@ from django.contrib.auth.views import redirect_to_login
 from django.db.models import prefetch_related_objects
 from django.http import Http404, JsonResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST, require_safe
@@ -17,7 +18,7 @@ from payments.forms import PayForm
 from payments.models import Payment
 from payments.services import policy_for_event, refund_preview
 
-from . import services
+from . import services, waiting_room
 from .forms import BestAvailableForm, HoldForm
 from .models import Reservation
 from .selectors import own_reservation, taken_place_ids
@@ -33,6 +34,12 @@ def hold(request, slug, pk):
     if not request.user.is_authenticated:
         # Back to the seat map after signing in: this POST cannot be replayed as a GET.
         return redirect_to_login(performance.get_absolute_url())
+    if not waiting_room.may_enter(performance=performance, user=request.user, session=request.session):
+        # Not their turn yet (a form from before the rush, or a script skipping the line).
+        queue = reverse("events:waiting_room", kwargs={"slug": slug, "pk": pk})
+        if request.headers.get("Accept", "").startswith("application/json"):
+            return JsonResponse({"error": _("Please wait for your turn."), "redirect": queue}, status=403)
+        return redirect(queue)
     # The map's script asks for JSON: a seat just taken then costs a few bytes, not a
     # redrawn 2,000-seat page; without JavaScript the whole page comes back instead.
     wants_json = request.headers.get("Accept", "").startswith("application/json")

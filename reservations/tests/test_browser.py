@@ -1,10 +1,13 @@
 """A customer picks seats on the map (mouse and keyboard), sees the countdown, releases."""
 
+import datetime as dt
 import re
 
 import pytest
 from django.conf import settings
+from django.utils import timezone
 
+from events.models import Performance
 from events.tests.factories import UserFactory, session_key_for
 from reservations.models import InventoryItem, Reservation
 from reservations.tests.factories import seat_items
@@ -98,3 +101,26 @@ def test_a_seat_taken_meanwhile_is_greyed_out_and_the_rest_kept(live_server, pag
     page.get_by_role("button", name="Hold these seats").click()
     page.wait_for_url(re.compile(r"/my/bookings/T\w+/$"))
     assert [line.label for line in Reservation.objects.get(user=customer).lines.all()] == ["1층 A구역 A열 1번"]
+
+
+def test_in_a_rush_the_customer_waits_their_turn_then_gets_the_seat_map(live_server, page, performance):
+    from reservations import waiting_room
+
+    # Sales opened a moment ago; 20 customers a minute (one every 3 s) are let in.
+    Performance.objects.filter(pk=performance.pk).update(
+        waiting_room_rate=20, sales_open_at=timezone.now() - dt.timedelta(milliseconds=200)
+    )
+    performance.refresh_from_db()
+    waiting_room.waiting_room_enter(performance=performance, session={})  # number 1 went in at once
+    sign_in(page, live_server, UserFactory(email="queued@example.com"))
+
+    page.goto(live_server.url + performance.get_absolute_url())
+
+    page.wait_for_url(f"**{performance.get_absolute_url()}waiting/")
+    assert page.get_by_text("Your number: 2").is_visible()
+    assert page.get_by_text("1 person ahead of you").is_visible()
+    # The page asks the server until it is this customer's turn, then moves on by itself.
+    page.wait_for_url(f"**{performance.get_absolute_url()}", timeout=15_000)
+    [seat] = seat_items(performance, "1층 A구역 A열 1번")
+    page.locator(f'circle[data-item="{seat.pk}"]').click()
+    assert page.locator("#selection-count").inner_text() == "1"

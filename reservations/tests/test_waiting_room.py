@@ -1,0 +1,187 @@
+"""The waiting room in front of an on-sale seat map: numbers in order of arrival, each
+let in at its slot, no way round it, and never a dead end when the cache is down."""
+
+import datetime as dt
+import re
+import threading
+
+import pytest
+from django.core.cache import cache
+from django.utils import timezone
+
+from events.models import Performance
+from events.tests.factories import UserFactory
+from reservations import waiting_room
+from reservations.models import Reservation
+from reservations.tests.factories import seat_items
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def rush(performance):
+    """Sales opened ten seconds ago; one customer a minute is let in."""
+    Performance.objects.filter(pk=performance.pk).update(
+        waiting_room_rate=1, sales_open_at=timezone.now() - dt.timedelta(seconds=10)
+    )
+    performance.refresh_from_db()
+    return performance
+
+
+def clock(monkeypatch, at):
+    monkeypatch.setattr(timezone, "now", lambda: at)
+
+
+def test_numbers_follow_arrival_and_each_is_let_in_at_its_slot(rush):
+    now = timezone.now()
+    first, second, third = ({}, {}, {})
+    tickets = [waiting_room.waiting_room_enter(performance=rush, session=s, now=now) for s in (first, second, third)]
+
+    assert [t.number for t in tickets] == [1, 2, 3]
+    assert tickets[0].admit_at == now  # its slot (sales open) has passed: in at once
+    assert tickets[1].admit_at == rush.sales_open_at + dt.timedelta(minutes=1)
+    assert tickets[2].admit_at == rush.sales_open_at + dt.timedelta(minutes=2)
+    assert [t.ahead(rush, now) for t in tickets] == [0, 1, 2]
+    # Drawing again (a reload) keeps the place in line.
+    assert waiting_room.waiting_room_enter(performance=rush, session=second, now=now) == tickets[1]
+
+
+def test_a_sale_moved_to_another_opening_starts_a_new_line(rush):
+    session = {}
+    waiting_room.waiting_room_enter(performance=rush, session={})
+    assert waiting_room.waiting_room_enter(performance=rush, session=session).number == 2
+    rush.sales_open_at -= dt.timedelta(minutes=5)
+
+    assert waiting_room.waiting_room_ticket(performance=rush, session=session) is None
+    assert waiting_room.waiting_room_enter(performance=rush, session=session).number == 1
+
+
+def test_numbers_are_unique_when_many_arrive_at_once(rush):
+    numbers, errors = [], []
+
+    def arrive():
+        try:
+            numbers.append(waiting_room.waiting_room_enter(performance=rush, session={}).number)
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=arrive) for _ in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert not errors
+    assert sorted(numbers) == list(range(1, 21))
+
+
+def test_the_seat_map_waits_its_turn_then_opens(client, rush, monkeypatch):
+    waiting_room.waiting_room_enter(performance=rush, session={})  # someone was quicker
+    url = rush.get_absolute_url()
+    queue = f"{url}waiting/"
+
+    response = client.get(url)
+    assert response.status_code == 302 and response["Location"] == queue
+    page = client.get(queue)
+    html = " ".join(page.content.decode().split())
+    assert page.status_code == 200
+    assert "Your number: 2" in html and "1 person ahead of you" in html and "about 1 minute" in html
+    status = client.get(queue, HTTP_ACCEPT="application/json").json()
+    assert status["admitted"] is False and status["number"] == 2 and 0 < status["wait_seconds"] <= 50
+
+    assert client.get(url).status_code == 302  # reloading the map does not help
+
+    clock(monkeypatch, rush.sales_open_at + dt.timedelta(minutes=1))
+    assert client.get(queue, HTTP_ACCEPT="application/json").json() == {
+        **status,
+        "admitted": True,
+        "ahead": 0,
+        "wait_seconds": 0,
+        "ahead_text": "0 people ahead of you",
+    }
+    assert client.get(queue)["Location"] == url
+    assert client.get(url).status_code == 200
+
+
+def test_holding_without_a_turn_is_refused_and_changes_nothing(client, alice, rush):
+    waiting_room.waiting_room_enter(performance=rush, session={})
+    client.force_login(alice)
+    client.get(f"{rush.get_absolute_url()}waiting/")  # number 2: a minute to wait
+    [item] = seat_items(rush, "1층 A구역 A열 1번")
+    hold_url = f"{rush.get_absolute_url()}hold/"
+    form = {"token": "t1", "items": [item.pk]}
+
+    as_script = client.post(hold_url, form, HTTP_ACCEPT="application/json")
+    as_form = client.post(hold_url, {**form, "token": "t2"})
+
+    assert as_script.status_code == 403
+    assert as_script.json()["redirect"] == f"{rush.get_absolute_url()}waiting/"
+    assert as_form.status_code == 302 and as_form["Location"] == f"{rush.get_absolute_url()}waiting/"
+    assert not Reservation.objects.exists()
+    item.refresh_from_db()
+    assert item.status == "available"
+
+
+def test_a_customer_whose_turn_came_holds_seats(client, alice, rush):
+    client.force_login(alice)
+    assert client.get(f"{rush.get_absolute_url()}waiting/")["Location"] == rush.get_absolute_url()  # number 1
+    [item] = seat_items(rush, "1층 A구역 A열 1번")
+
+    response = client.post(f"{rush.get_absolute_url()}hold/", {"token": "t", "items": [item.pk]})
+
+    reservation = Reservation.objects.get(user=alice)
+    assert response["Location"] == reservation.get_absolute_url()
+
+
+def test_staff_skip_the_line(client, rush):
+    waiting_room.waiting_room_enter(performance=rush, session={})
+    client.force_login(UserFactory(is_staff=True))
+    assert client.get(rush.get_absolute_url()).status_code == 200
+
+
+@pytest.mark.parametrize("change", ["no rate", "not on sale yet", "sales closed"])
+def test_no_line_without_a_rate_or_outside_the_sale(client, rush, change):
+    waiting_room.waiting_room_enter(performance=rush, session={})
+    if change == "no rate":
+        rush.waiting_room_rate = None
+    elif change == "not on sale yet":
+        rush.status = Performance.Status.SCHEDULED
+    else:
+        rush.status = Performance.Status.CLOSED
+    rush.save()
+
+    assert client.get(rush.get_absolute_url()).status_code == 200
+    assert client.get(f"{rush.get_absolute_url()}waiting/")["Location"] == rush.get_absolute_url()
+    assert client.get(f"{rush.get_absolute_url()}waiting/", HTTP_ACCEPT="application/json").json()["admitted"]
+
+
+def test_visitors_are_let_in_when_the_line_cannot_be_kept(client, rush, monkeypatch):
+    waiting_room.waiting_room_enter(performance=rush, session={})
+
+    def down(*args, **kwargs):
+        raise ConnectionError("Redis is down")
+
+    monkeypatch.setattr(cache, "incr", down)
+    monkeypatch.setattr(cache, "add", down)
+
+    assert client.get(f"{rush.get_absolute_url()}waiting/")["Location"] == rush.get_absolute_url()
+    assert client.get(rush.get_absolute_url()).status_code == 200
+
+
+def test_the_waiting_room_of_an_unknown_or_hidden_performance_is_404(client, rush):
+    url = f"{rush.get_absolute_url()}waiting/"
+    assert client.get(url.replace(f"/{rush.pk}/", f"/{rush.pk + 1000}/")).status_code == 404
+    assert client.get(url.replace(rush.event.slug, "nope")).status_code == 404
+    rush.event.status = rush.event.Status.DRAFT
+    rush.event.save()
+    assert client.get(url).status_code == 404
+
+
+def test_the_korean_waiting_room(client, rush, settings):
+    settings.LANGUAGE_CODE = "ko"
+    waiting_room.waiting_room_enter(performance=rush, session={})
+
+    html = client.get(f"{rush.get_absolute_url()}waiting/", HTTP_ACCEPT_LANGUAGE="ko").content.decode()
+
+    assert re.search(r"대기 번호\S*\s*2", html)
+    assert "내 앞에 1명" in html
