@@ -426,8 +426,10 @@ async def customer_run(customer: Customer, world: World, port: int, go: asyncio.
     await go.wait()
     if args.arrival_rate:  # customers arrive one after another instead of all at once
         await asyncio.sleep(customer.index / args.arrival_rate)
-    if args.waiting_room and not await wait_in_line(customer, world, port, cookies):
-        return
+    if args.waiting_room:
+        cookies = await wait_in_line(customer, world, port, cookies)
+        if cookies is None:
+            return
     token, seats = None, []
     for _ in range(args.attempts):
         if token is None:  # a new attempt (after a lost connection: the same seats and token again)
@@ -476,11 +478,12 @@ async def customer_run(customer: Customer, world: World, port: int, go: asyncio.
     customer.outcome = "gave up"
 
 
-async def wait_in_line(customer: Customer, world: World, port: int, cookies: str) -> bool:
-    """Take a number in the waiting room and ask again, as static/js/waiting-room.js
-    does, until let in. False (an error recorded) if the line answers oddly."""
+async def wait_in_line(customer: Customer, world: World, port: int, cookies: str) -> str | None:
+    """Take a number in the waiting room (a signed cookie) and wait out the time it
+    names, as static/js/waiting-room.js counts down. Returns the cookies with the
+    ticket, or None (an error recorded) if the line answers oddly."""
     arrived = time.perf_counter()
-    while True:
+    for _ in range(1):
         answer = await request(port, "GET", world.page_path + "waiting/", cookies=cookies, accept="application/json")
         customer.line_requests += 1
         try:
@@ -488,14 +491,20 @@ async def wait_in_line(customer: Customer, world: World, port: int, cookies: str
         except ValueError:
             data = None
         if data is None:
-            detail = answer.error or f"waiting room: {answer.status} {answer.body[:200]!r}"
-            customer.attempts.append(Attempt("error", answer.status, answer.seconds, detail))
-            customer.outcome = "refused"
-            return False
-        if data["admitted"]:
-            customer.line_seconds = time.perf_counter() - arrived
-            return True
-        await asyncio.sleep(min(5.0, max(1.0, data["wait_seconds"] * 0.5)))
+            break
+        ticket = answer.headers.get("set-cookie", "").split(";", 1)[0]
+        if ticket:
+            cookies += f"; {ticket}"
+        if not data["admitted"]:
+            # The page counts down to the turn, then goes to the seat map; the map and
+            # the hold check the ticket (a hold too early is refused: an error here).
+            await asyncio.sleep(data["wait_seconds"] + 0.02)
+        customer.line_seconds = time.perf_counter() - arrived
+        return cookies
+    detail = answer.error or f"waiting room: {answer.status} {answer.body[:200]!r}"
+    customer.attempts.append(Attempt("error", answer.status, answer.seconds, detail))
+    customer.outcome = "refused"
+    return None
 
 
 async def warm_up(world: World, port: int, rounds: int) -> None:

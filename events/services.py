@@ -80,6 +80,7 @@ def performance_create(
     sales_open_at: dt.datetime,
     sales_close_at: dt.datetime,
     status: str = Performance.Status.SCHEDULED,
+    waiting_room_rate: int | None = None,
 ) -> Performance:
     """Create a performance together with its inventory, validated as the admin does."""
     performance = Performance(
@@ -89,6 +90,7 @@ def performance_create(
         sales_open_at=sales_open_at,
         sales_close_at=sales_close_at,
         status=status,
+        waiting_room_rate=waiting_room_rate,
     )
     performance.full_clean()
     performance.save()
@@ -111,6 +113,7 @@ def performance_duplicate(*, performance: Performance, starts_at: dt.datetime) -
         sales_open_at=min(performance.sales_open_at + shift, sales_close_at - dt.timedelta(minutes=1)),
         sales_close_at=sales_close_at,
         status=Performance.Status.SCHEDULED,
+        waiting_room_rate=performance.waiting_room_rate,  # the same house, the same rush
     )
 
 

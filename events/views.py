@@ -3,7 +3,7 @@ import uuid
 
 from django.contrib.humanize.templatetags.humanize import intcomma
 from django.core.paginator import Paginator
-from django.http import JsonResponse
+from django.http import Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.translation import ngettext
@@ -71,7 +71,7 @@ def performance_detail(request, slug, pk):
         pk=pk,
         event__slug=slug,
     )
-    if not waiting_room.may_enter(performance=performance, user=request.user, session=request.session):
+    if not waiting_room.may_enter(performance=performance, user=request.user, cookies=request.COOKIES):
         return redirect("events:waiting_room", slug=slug, pk=pk)
     change = None
     if request.user.is_authenticated and request.GET.get("change"):
@@ -89,12 +89,15 @@ def performance_detail(request, slug, pk):
 @require_safe
 def waiting_room_page(request, slug, pk):
     """The line in front of an on-sale seat map: the visitor's number, how many are
-    ahead and the expected wait. static/js/waiting-room.js asks again every few
-    seconds (JSON) and moves on to the seat map when it is their turn; without
-    JavaScript the page reloads itself."""
-    performance = get_object_or_404(
-        Performance.objects.select_related("event").filter(event__in=_visible_events(request)), pk=pk, event__slug=slug
-    )
+    ahead and the expected wait. The page counts down by itself
+    (static/js/waiting-room.js) and moves on to the seat map at the visitor's turn: no
+    polling, so a long line costs the server one request per visitor. Without
+    JavaScript it reloads itself now and then."""
+    # Published events only (a rush is never on a draft), read the cheap way: every
+    # visitor of a rush asks for this page once, all at the same moment.
+    performance = selectors.published_performance(slug=slug, pk=pk)
+    if performance is None:
+        raise Http404
     now = timezone.now()
     wants_json = request.headers.get("Accept", "").startswith("application/json")
     if not waiting_room.is_active(performance, now):
@@ -102,29 +105,61 @@ def waiting_room_page(request, slug, pk):
         if wants_json:
             return JsonResponse({"admitted": True, "redirect": performance.get_absolute_url()})
         return redirect(performance.get_absolute_url())
-    ticket = waiting_room.waiting_room_enter(performance=performance, session=request.session, now=now)
+    ticket = waiting_room.waiting_room_ticket(performance=performance, cookies=request.COOKIES)
+    drawn = ticket is None
+    if drawn:
+        ticket = waiting_room.waiting_room_draw(performance=performance, now=now)
     ahead = ticket.ahead(performance, now)
-    wait_seconds = max(0, math.ceil((ticket.admit_at - now).total_seconds()))
-    minutes = max(1, math.ceil(wait_seconds / 60))
+    # To the millisecond: whole seconds would wake every visitor of one second at once.
+    wait_seconds = round(max(0.0, (ticket.admit_at - now).total_seconds()), 3)
     status = {
         "admitted": ticket.admitted(now),
         "number": ticket.number,
         "ahead": ahead,
         "wait_seconds": wait_seconds,
-        "ahead_text": ngettext("%(count)s person ahead of you", "%(count)s people ahead of you", ahead)
-        % {"count": intcomma(ahead)},
-        "wait_text": ngettext("about %(count)d minute", "about %(count)d minutes", minutes) % {"count": minutes},
         "redirect": performance.get_absolute_url(),
     }
     if wants_json:
-        return JsonResponse(status)
-    if status["admitted"]:
-        return redirect(performance.get_absolute_url())
+        response = JsonResponse(status)
+    elif status["admitted"]:
+        response = redirect(performance.get_absolute_url())
+    else:
+        response = _waiting_room_render(request, performance, status)
+    if drawn:
+        response.set_cookie(**waiting_room.waiting_room_cookie(performance=performance, ticket=ticket, now=now))
+    return response
+
+
+def _waiting_room_render(request, performance: Performance, status: dict):
+    ahead, wait_seconds = status["ahead"], status["wait_seconds"]
+    minutes = max(1, math.ceil(wait_seconds / 60))
     return render(
         request,
         "events/waiting_room.html",
-        {"event": performance.event, "performance": performance, **status},
+        {
+            "event": performance.event,
+            "performance": performance,
+            **status,
+            "ahead_text": _ahead_text(ahead) % {"count": intcomma(ahead)},
+            "wait_text": _wait_text(minutes) % {"count": minutes},
+            # The script rewrites both as the wait runs down; "{count}" is its blank.
+            "texts": {
+                "ahead_one": _ahead_text(1) % {"count": "{count}"},
+                "ahead_other": _ahead_text(2) % {"count": "{count}"},
+                "wait_one": _wait_text(1).replace("%(count)d", "{count}"),
+                "wait_other": _wait_text(2).replace("%(count)d", "{count}"),
+            },
+            "interval_seconds": 60 / performance.waiting_room_rate,
+        },
     )
+
+
+def _ahead_text(count: int) -> str:
+    return ngettext("%(count)s person ahead of you", "%(count)s people ahead of you", count)
+
+
+def _wait_text(minutes: int) -> str:
+    return ngettext("about %(count)d minute", "about %(count)d minutes", minutes)
 
 
 def render_performance_page(

@@ -34,7 +34,7 @@ def hold(request, slug, pk):
     if not request.user.is_authenticated:
         # Back to the seat map after signing in: this POST cannot be replayed as a GET.
         return redirect_to_login(performance.get_absolute_url())
-    if not waiting_room.may_enter(performance=performance, user=request.user, session=request.session):
+    if not waiting_room.may_enter(performance=performance, user=request.user, cookies=request.COOKIES):
         # Not their turn yet (a form from before the rush, or a script skipping the line).
         queue = reverse("events:waiting_room", kwargs={"slug": slug, "pk": pk})
         if request.headers.get("Accept", "").startswith("application/json"):

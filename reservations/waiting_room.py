@@ -2,14 +2,16 @@
 
 Staff give a performance a rate (customers let in per minute). From the moment sales
 open, every visitor of the seat map draws a number, in order of arrival, and number n
-is let in at `sales open + (n - 1) / rate`; a visitor arriving after their slot goes
-straight in. A rush is thereby spread out at the rate the site sustains (see
+is let in at `sales open + 1 s + (n - 1) / rate`; a visitor arriving after their slot
+goes straight in. A rush is thereby spread out at the rate the site sustains (see
 docs/benchmarks.md, "Flash sale"), first come, first served, and nobody can jump the
-line by reloading: the number is kept in their session.
+line: the number is kept in a signed cookie, so a reload keeps it and it cannot be
+changed.
 
-The numbers come from one atomic counter in the cache (Redis INCR in production), so
-this needs no table and no scheduler: each page works out its own answer from the
-number and the clock. If the cache cannot be reached the waiting room lets everyone in:
+Taking a number must be cheap, since a whole rush asks at the same moment: one atomic
+counter in the cache (Redis INCR in production) and a signed cookie, no table, no
+session write and no scheduler; each page works out its own answer from the number and
+the clock. If the cache cannot be reached the waiting room lets everyone in:
 the holds themselves stay correct without it, it only keeps the site fast.
 """
 
@@ -18,6 +20,8 @@ import logging
 import math
 from dataclasses import dataclass
 
+from django.conf import settings
+from django.core import signing
 from django.core.cache import cache
 from django.db import connection
 from django.utils import timezone
@@ -26,7 +30,12 @@ from events.models import Performance
 
 logger = logging.getLogger(__name__)
 
-SESSION_KEY = "waiting_room"
+COOKIE_SALT = "reservations.waiting_room"
+
+# Nobody is let in during the first second of a sale: that second belongs to the rush
+# taking its numbers (a couple of milliseconds each, but all at once), and the first
+# seat maps would otherwise queue behind them (docs/benchmarks.md, "Waiting room").
+OPENING = dt.timedelta(seconds=1)
 
 
 @dataclass(frozen=True)
@@ -38,10 +47,12 @@ class Ticket:
         return now >= self.admit_at
 
     def ahead(self, performance: Performance, now: dt.datetime) -> int:
-        """How many people will be let in before this ticket, from now."""
+        """How many people with a smaller number are still waiting."""
         if self.admitted(now):
             return 0
-        return math.ceil((self.admit_at - now).total_seconds() / _interval(performance))
+        since_first = (now - performance.sales_open_at - OPENING).total_seconds()
+        let_in = 0 if since_first < 0 else math.floor(since_first / _interval(performance)) + 1
+        return max(0, self.number - 1 - let_in)
 
 
 def _interval(performance: Performance) -> float:
@@ -67,42 +78,61 @@ def is_active(performance: Performance, now: dt.datetime | None = None) -> bool:
     return bool(performance.waiting_room_rate) and performance.sales_state(now) == "on_sale"
 
 
-def waiting_room_ticket(*, performance: Performance, session) -> Ticket | None:
-    """The visitor's ticket for this sale of the performance, if they drew one."""
-    held = session.get(SESSION_KEY, {}).get(str(performance.pk))
-    if not held or held[0] != _sale_key(performance):
+def _cookie_name(performance: Performance) -> str:
+    return f"line-{performance.pk}"
+
+
+def waiting_room_ticket(*, performance: Performance, cookies) -> Ticket | None:
+    """The visitor's ticket for this sale of the performance, if they drew one: a
+    signed cookie, which the visitor can keep or lose but not change."""
+    raw = cookies.get(_cookie_name(performance))
+    if not raw:
         return None
-    return Ticket(number=held[1], admit_at=dt.datetime.fromisoformat(held[2]))
+    try:
+        sale, number, admit_at = signing.loads(raw, salt=COOKIE_SALT)
+        admit_at = dt.datetime.fromtimestamp(admit_at, tz=dt.UTC)
+    except (signing.BadSignature, ValueError, TypeError, OverflowError):
+        return None
+    if sale != _sale_key(performance):
+        return None
+    return Ticket(number=number, admit_at=admit_at)
 
 
-def waiting_room_enter(*, performance: Performance, session, now: dt.datetime | None = None) -> Ticket:
-    """The visitor's ticket, drawing the next number if they have none yet.
+def waiting_room_draw(*, performance: Performance, now: dt.datetime | None = None) -> Ticket:
+    """The next number in line, and when it is let in.
 
     When the cache cannot be reached the ticket is number 0, let in at once (see the
     module's docstring)."""
     now = now or timezone.now()
-    ticket = waiting_room_ticket(performance=performance, session=session)
-    if ticket is not None:
-        return ticket
     key = _counter_key(performance)
     try:
-        # The line lives until well after sales close; add() makes the counter once.
-        cache.add(key, 0, timeout=int((performance.sales_close_at - now).total_seconds()) + 86400)
-        number = cache.incr(key)
+        try:
+            number = cache.incr(key)
+        except ValueError:  # the first of this sale: make the counter, once
+            cache.add(key, 0, timeout=int((performance.sales_close_at - now).total_seconds()) + 86400)
+            number = cache.incr(key)
     except Exception:
-        # Number 0: let in without a place in line.
         logger.warning("waiting room unavailable for performance %s; visitor let in", performance.pk, exc_info=True)
-        ticket = Ticket(number=0, admit_at=now)
-    else:
-        slot = performance.sales_open_at + dt.timedelta(seconds=(number - 1) * _interval(performance))
-        ticket = Ticket(number=number, admit_at=max(slot, now))
-    tickets = session.get(SESSION_KEY, {})
-    tickets[str(performance.pk)] = [_sale_key(performance), ticket.number, ticket.admit_at.isoformat()]
-    session[SESSION_KEY] = tickets
-    return ticket
+        return Ticket(number=0, admit_at=now)
+    slot = performance.sales_open_at + OPENING + dt.timedelta(seconds=(number - 1) * _interval(performance))
+    return Ticket(number=number, admit_at=max(slot, now))
 
 
-def may_enter(*, performance: Performance, user, session, now: dt.datetime | None = None) -> bool:
+def waiting_room_cookie(*, performance: Performance, ticket: Ticket, now: dt.datetime | None = None) -> dict:
+    """Keyword arguments for HttpResponse.set_cookie that give the visitor their ticket."""
+    now = now or timezone.now()
+    value = signing.dumps([_sale_key(performance), ticket.number, ticket.admit_at.timestamp()], salt=COOKIE_SALT)
+    return {
+        "key": _cookie_name(performance),
+        "value": value,
+        "max_age": max(60, int((performance.sales_close_at - now).total_seconds())),
+        "httponly": True,
+        "samesite": "Lax",
+        "secure": settings.SESSION_COOKIE_SECURE,
+    }
+
+
+def may_enter(*, performance: Performance, user, cookies, now: dt.datetime | None = None) -> bool:
     """Whether this visitor may see the seat map and hold seats now.
 
     Without a ticket they may not while the waiting room is active (they are sent to
@@ -110,5 +140,5 @@ def may_enter(*, performance: Performance, user, session, now: dt.datetime | Non
     now = now or timezone.now()
     if not is_active(performance, now) or user.is_staff:
         return True
-    ticket = waiting_room_ticket(performance=performance, session=session)
+    ticket = waiting_room_ticket(performance=performance, cookies=cookies)
     return ticket is not None and ticket.admitted(now)

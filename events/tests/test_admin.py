@@ -334,6 +334,7 @@ def test_duplicate_action_with_one_opens_the_duplicate_page(staff_client, perfor
 
 
 def test_duplicate_creates_performances_with_full_inventory(staff_client, performance):
+    Performance.objects.filter(pk=performance.pk).update(waiting_room_rate=600)
     url = reverse("admin:events_performance_duplicate", args=[performance.pk])
     response = staff_client.post(url, {"dates": "2030-01-05\n\n  2030-01-06 14:00  \n"})
 
@@ -354,6 +355,7 @@ def test_duplicate_creates_performances_with_full_inventory(staff_client, perfor
         assert copy.event_id == performance.event_id
         assert copy.layout_id == performance.layout_id
         assert copy.status == Performance.Status.SCHEDULED
+        assert copy.waiting_room_rate == 600
         assert copy.sales_open_at == performance.sales_open_at + shift
         assert copy.sales_close_at == performance.sales_close_at + shift
         items = InventoryItem.objects.filter(performance=copy)
@@ -763,3 +765,19 @@ def test_seat_add_rejects_a_section_of_another_layout(staff_client, hall):
     assert response.status_code == 200
     assert "The section belongs to another layout." in _errors(response)
     assert hall.seats.count() == 15
+
+
+def test_staff_set_a_waiting_room_rate_and_a_zero_rate_is_refused(staff_client, hall, priced_event):
+    _assert_add_rejected(
+        staff_client,
+        {**_performance_form(priced_event, hall), "waiting_room_rate": "0"},
+        "Ensure this value is greater than or equal to 1.",
+    )
+    assert not Performance.objects.exists()
+
+    response = staff_client.post(
+        reverse("admin:events_performance_add"), {**_performance_form(priced_event, hall), "waiting_room_rate": "600"}
+    )
+
+    assert response.status_code == 302, _errors(response)
+    assert Performance.objects.get().waiting_room_rate == 600

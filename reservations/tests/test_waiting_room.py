@@ -34,26 +34,47 @@ def clock(monkeypatch, at):
 
 def test_numbers_follow_arrival_and_each_is_let_in_at_its_slot(rush):
     now = timezone.now()
-    first, second, third = ({}, {}, {})
-    tickets = [waiting_room.waiting_room_enter(performance=rush, session=s, now=now) for s in (first, second, third)]
+    tickets = [waiting_room.waiting_room_draw(performance=rush, now=now) for _ in range(3)]
 
     assert [t.number for t in tickets] == [1, 2, 3]
     assert tickets[0].admit_at == now  # its slot (sales open) has passed: in at once
-    assert tickets[1].admit_at == rush.sales_open_at + dt.timedelta(minutes=1)
-    assert tickets[2].admit_at == rush.sales_open_at + dt.timedelta(minutes=2)
-    assert [t.ahead(rush, now) for t in tickets] == [0, 1, 2]
-    # Drawing again (a reload) keeps the place in line.
-    assert waiting_room.waiting_room_enter(performance=rush, session=second, now=now) == tickets[1]
+    opening = waiting_room.OPENING  # the rush's first second, for taking numbers
+    assert tickets[1].admit_at == rush.sales_open_at + opening + dt.timedelta(minutes=1)
+    assert tickets[2].admit_at == rush.sales_open_at + opening + dt.timedelta(minutes=2)
+    # Number 1 is in; 2 is next, with nobody still waiting before it.
+    assert [t.ahead(rush, now) for t in tickets] == [0, 0, 1]
+
+
+def test_the_ticket_cookie_keeps_the_place_and_cannot_be_changed(client, rush):
+    waiting_room.waiting_room_draw(performance=rush)
+    url = f"{rush.get_absolute_url()}waiting/"
+    first = client.get(url, HTTP_ACCEPT="application/json").json()
+    again = client.get(url, HTTP_ACCEPT="application/json").json()
+    assert again["number"] == first["number"] == 2  # a reload keeps the place
+    assert again["wait_seconds"] <= first["wait_seconds"]
+
+    cookie = client.cookies[f"line-{rush.pk}"]
+    assert cookie["httponly"] and cookie["samesite"] == "Lax"
+    assert waiting_room.waiting_room_ticket(performance=rush, cookies={cookie.key: cookie.value}).number == 2
+    # Number 1's payload under this visitor's signature: a forged ticket.
+    first_in_line = waiting_room.Ticket(number=1, admit_at=timezone.now())
+    payload = waiting_room.waiting_room_cookie(performance=rush, ticket=first_in_line)["value"].split(":")[0]
+    client.cookies[cookie.key] = ":".join([payload, *cookie.value.split(":")[1:]])
+
+    assert client.get(rush.get_absolute_url()).status_code == 302  # not let in
+    assert client.get(url, HTTP_ACCEPT="application/json").json()["number"] == 3  # a new number, at the back
 
 
 def test_a_sale_moved_to_another_opening_starts_a_new_line(rush):
-    session = {}
-    waiting_room.waiting_room_enter(performance=rush, session={})
-    assert waiting_room.waiting_room_enter(performance=rush, session=session).number == 2
+    ticket = waiting_room.waiting_room_draw(performance=rush)
+    waiting_room.waiting_room_draw(performance=rush)
+    cookie = waiting_room.waiting_room_cookie(performance=rush, ticket=ticket)
+    cookies = {cookie["key"]: cookie["value"]}
+    assert waiting_room.waiting_room_ticket(performance=rush, cookies=cookies) == ticket
     rush.sales_open_at -= dt.timedelta(minutes=5)
 
-    assert waiting_room.waiting_room_ticket(performance=rush, session=session) is None
-    assert waiting_room.waiting_room_enter(performance=rush, session=session).number == 1
+    assert waiting_room.waiting_room_ticket(performance=rush, cookies=cookies) is None
+    assert waiting_room.waiting_room_draw(performance=rush).number == 1
 
 
 def test_numbers_are_unique_when_many_arrive_at_once(rush):
@@ -61,7 +82,7 @@ def test_numbers_are_unique_when_many_arrive_at_once(rush):
 
     def arrive():
         try:
-            numbers.append(waiting_room.waiting_room_enter(performance=rush, session={}).number)
+            numbers.append(waiting_room.waiting_room_draw(performance=rush).number)
         except Exception as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
@@ -76,7 +97,8 @@ def test_numbers_are_unique_when_many_arrive_at_once(rush):
 
 
 def test_the_seat_map_waits_its_turn_then_opens(client, rush, monkeypatch):
-    waiting_room.waiting_room_enter(performance=rush, session={})  # someone was quicker
+    for _ in range(2):  # two were quicker: number 1 is in, number 2 waits a minute
+        waiting_room.waiting_room_draw(performance=rush)
     url = rush.get_absolute_url()
     queue = f"{url}waiting/"
 
@@ -85,26 +107,25 @@ def test_the_seat_map_waits_its_turn_then_opens(client, rush, monkeypatch):
     page = client.get(queue)
     html = " ".join(page.content.decode().split())
     assert page.status_code == 200
-    assert "Your number: 2" in html and "1 person ahead of you" in html and "about 1 minute" in html
+    assert "Your number: 3" in html and "1 person ahead of you" in html and "about 2 minutes" in html
     status = client.get(queue, HTTP_ACCEPT="application/json").json()
-    assert status["admitted"] is False and status["number"] == 2 and 0 < status["wait_seconds"] <= 50
+    assert status["admitted"] is False and status["number"] == 3 and 60 < status["wait_seconds"] <= 111
 
     assert client.get(url).status_code == 302  # reloading the map does not help
 
-    clock(monkeypatch, rush.sales_open_at + dt.timedelta(minutes=1))
+    clock(monkeypatch, rush.sales_open_at + waiting_room.OPENING + dt.timedelta(minutes=2))
     assert client.get(queue, HTTP_ACCEPT="application/json").json() == {
         **status,
         "admitted": True,
         "ahead": 0,
         "wait_seconds": 0,
-        "ahead_text": "0 people ahead of you",
     }
     assert client.get(queue)["Location"] == url
     assert client.get(url).status_code == 200
 
 
 def test_holding_without_a_turn_is_refused_and_changes_nothing(client, alice, rush):
-    waiting_room.waiting_room_enter(performance=rush, session={})
+    waiting_room.waiting_room_draw(performance=rush)
     client.force_login(alice)
     client.get(f"{rush.get_absolute_url()}waiting/")  # number 2: a minute to wait
     [item] = seat_items(rush, "1층 A구역 A열 1번")
@@ -134,14 +155,14 @@ def test_a_customer_whose_turn_came_holds_seats(client, alice, rush):
 
 
 def test_staff_skip_the_line(client, rush):
-    waiting_room.waiting_room_enter(performance=rush, session={})
+    waiting_room.waiting_room_draw(performance=rush)
     client.force_login(UserFactory(is_staff=True))
     assert client.get(rush.get_absolute_url()).status_code == 200
 
 
 @pytest.mark.parametrize("change", ["no rate", "not on sale yet", "sales closed"])
 def test_no_line_without_a_rate_or_outside_the_sale(client, rush, change):
-    waiting_room.waiting_room_enter(performance=rush, session={})
+    waiting_room.waiting_room_draw(performance=rush)
     if change == "no rate":
         rush.waiting_room_rate = None
     elif change == "not on sale yet":
@@ -156,7 +177,7 @@ def test_no_line_without_a_rate_or_outside_the_sale(client, rush, change):
 
 
 def test_visitors_are_let_in_when_the_line_cannot_be_kept(client, rush, monkeypatch):
-    waiting_room.waiting_room_enter(performance=rush, session={})
+    waiting_room.waiting_room_draw(performance=rush)
 
     def down(*args, **kwargs):
         raise ConnectionError("Redis is down")
@@ -179,9 +200,10 @@ def test_the_waiting_room_of_an_unknown_or_hidden_performance_is_404(client, rus
 
 def test_the_korean_waiting_room(client, rush, settings):
     settings.LANGUAGE_CODE = "ko"
-    waiting_room.waiting_room_enter(performance=rush, session={})
+    for _ in range(2):
+        waiting_room.waiting_room_draw(performance=rush)
 
     html = client.get(f"{rush.get_absolute_url()}waiting/", HTTP_ACCEPT_LANGUAGE="ko").content.decode()
 
-    assert re.search(r"대기 번호\S*\s*2", html)
+    assert re.search(r"대기 번호\S*\s*3", html)
     assert "내 앞에 1명" in html

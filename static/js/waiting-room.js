@@ -1,27 +1,34 @@
-// The waiting room asks the server every few seconds where the visitor stands and moves
-// on to the seat map when the server says it is their turn. The server decides; this
-// only shows it.
+// The waiting room counts down to the visitor's turn, which the server gave with the
+// page, and then moves on to the seat map. No polling: a line of thousands costs the
+// server one request each. The seat map checks the turn again; arriving a moment early
+// (a fast clock) just brings the visitor back here for the last seconds.
 (function () {
   "use strict";
   var room = document.querySelector("[data-waiting-room]");
   if (!room) return;
+  var texts = JSON.parse(document.getElementById("waiting-room-texts").textContent);
   var ahead = room.querySelector("[data-ahead]");
   var wait = room.querySelector("[data-wait]");
+  var interval = parseFloat(room.dataset.interval) * 1000;
+  var number = parseInt(room.dataset.number, 10);
+  var turn = Date.now() + parseFloat(room.dataset.waitSeconds) * 1000;
+  var lang = document.documentElement.lang || undefined;
 
-  function check() {
-    fetch(room.dataset.statusUrl, { headers: { Accept: "application/json" }, credentials: "same-origin" })
-      .then(function (response) { return response.json(); })
-      .then(function (data) {
-        if (data.admitted) {
-          window.location.assign(data.redirect);
-          return;
-        }
-        ahead.textContent = data.ahead_text;
-        wait.textContent = data.wait_text;
-        // Close to the turn, ask sooner; never more often than every second.
-        setTimeout(check, Math.min(5000, Math.max(1000, data.wait_seconds * 500)));
-      })
-      .catch(function () { setTimeout(check, 5000); });
+  function fill(one, other, count) {
+    return (count === 1 ? one : other).replace("{count}", count.toLocaleString(lang));
   }
-  setTimeout(check, 1000);
+
+  function tick() {
+    var left = turn - Date.now();
+    if (left <= 0) {
+      window.location.assign(room.dataset.next);
+      return;
+    }
+    // Those still waiting before this number: one is let in per interval until ours.
+    var before = Math.max(0, Math.min(number - 1, Math.ceil(left / interval) - 1));
+    ahead.textContent = fill(texts.ahead_one, texts.ahead_other, before);
+    wait.textContent = fill(texts.wait_one, texts.wait_other, Math.max(1, Math.ceil(left / 60000)));
+    setTimeout(tick, Math.min(1000, left));
+  }
+  tick();
 })();
