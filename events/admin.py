@@ -461,7 +461,7 @@ class PerformanceAdmin(admin.ModelAdmin):
             "opts": self.model._meta,
             "original": performance,
             "title": _("Seats of %(performance)s") % {"performance": performance},
-            "seat_map_svg": render_seat_map(seat_map(performance=performance), staff_states=states),
+            "seat_map_svg": render_seat_map(seat_map(performance=performance, fresh=True), staff_states=states),
             "counts": counts,
             "holds": [r for r in holds if not r.is_expired()],
             "can_change": self.has_change_permission(request, performance),

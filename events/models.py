@@ -282,7 +282,8 @@ class Performance(models.Model):
         validators=[MinValueValidator(1)],
         help_text=_(
             "For a rush: while sales are open, visitors of the seat map take a number and are let in this many "
-            "a minute, first come, first served. Empty: no waiting room."
+            "a minute, first come, first served. Empty: no waiting room. Set it before sales open: a change "
+            "during the sale applies to numbers taken afterwards only."
         ),
     )
     created_at = models.DateTimeField(auto_now_add=True)

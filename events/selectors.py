@@ -184,12 +184,13 @@ class SeatMap:
     free_by_grade: dict[int, int]
 
 
-def seat_map(*, performance: Performance, own_reservation_id: int | None = None) -> SeatMap:
-    """Everything the seat map draws: the hall's places (kept for a few seconds, see
+def seat_map(*, performance: Performance, own_reservation_id: int | None = None, fresh: bool = False) -> SeatMap:
+    """Everything the seat map draws: the hall's places (kept for a minute, see
     _places) and which of them are free right now (read on every view).
 
     Places held by `own_reservation_id` (the customer changing seats) count as free:
-    they are theirs to keep or swap.
+    they are theirs to keep or swap. `fresh` reads the places too (the staff's view,
+    right after editing seats).
     """
     grades = list(performance.event.grades.all())
     sections = list(Section.objects.filter(layout_id=performance.layout_id).order_by("position", "id"))
@@ -201,7 +202,7 @@ def seat_map(*, performance: Performance, own_reservation_id: int | None = None)
     seats: list[SeatMapPlace] = []
     standing_free: dict[int, int] = defaultdict(int)
     free_by_grade: dict[int, int] = defaultdict(int)
-    for item_id, seat_id, section_id, grade_id, label, x, y, accessible in _places(performance):
+    for item_id, seat_id, section_id, grade_id, label, x, y, accessible in _places(performance, fresh=fresh):
         is_free = item_id not in taken
         if is_free:
             free_by_grade[grade_id] += 1
@@ -224,7 +225,7 @@ _PLACES_CACHE: LRUCache = LRUCache(maxsize=32)
 _PLACES_LOCK = threading.Lock()
 
 
-def _places(performance: Performance) -> list[tuple]:
+def _places(performance: Performance, *, fresh: bool = False) -> list[tuple]:
     """(item id, seat id, section id, grade id, label, x, y, accessible) of every place
     of the performance, in id order.
 
@@ -238,7 +239,7 @@ def _places(performance: Performance) -> list[tuple]:
     """
     seconds = settings.TICKETING_SEAT_MAP_PLACES_SECONDS
     key = (connection.settings_dict["NAME"], performance.pk, performance.created_at)
-    if seconds:
+    if seconds and not fresh:
         with _PLACES_LOCK:
             kept = _PLACES_CACHE.get(key)
         if kept is not None and kept[0] > time.monotonic():

@@ -1,6 +1,7 @@
 import math
 import uuid
 
+from django.contrib.auth.views import redirect_to_login
 from django.contrib.humanize.templatetags.humanize import intcomma
 from django.core.paginator import Paginator
 from django.http import Http404, JsonResponse
@@ -105,10 +106,14 @@ def waiting_room_page(request, slug, pk):
         if wants_json:
             return JsonResponse({"admitted": True, "redirect": performance.get_absolute_url()})
         return redirect(performance.get_absolute_url())
-    ticket = waiting_room.waiting_room_ticket(performance=performance, cookies=request.COOKIES)
+    if not request.user.is_authenticated:
+        # One number per customer: crawlers and scripts without an account take none.
+        return redirect_to_login(request.get_full_path())
+    user = request.user
+    ticket = waiting_room.waiting_room_ticket(performance=performance, user=user, cookies=request.COOKIES)
     drawn = ticket is None
     if drawn:
-        ticket = waiting_room.waiting_room_draw(performance=performance, now=now)
+        ticket = waiting_room.waiting_room_draw(performance=performance, user=user, now=now)
     ahead = ticket.ahead(performance, now)
     # To the millisecond: whole seconds would wake every visitor of one second at once.
     wait_seconds = round(max(0.0, (ticket.admit_at - now).total_seconds()), 3)
@@ -126,7 +131,9 @@ def waiting_room_page(request, slug, pk):
     else:
         response = _waiting_room_render(request, performance, status)
     if drawn:
-        response.set_cookie(**waiting_room.waiting_room_cookie(performance=performance, ticket=ticket, now=now))
+        response.set_cookie(
+            **waiting_room.waiting_room_cookie(performance=performance, user=user, ticket=ticket, now=now)
+        )
     return response
 
 

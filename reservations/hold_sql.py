@@ -3,8 +3,9 @@
 The ORM compiles each query afresh on every call, which costs 0.3-0.8 ms of CPU
 here: most of a hold's cost in bench/flash_sale.py, where two cores must answer
 hundreds of holds a second (docs/benchmarks.md). These statements are plain
-enough to write once, and they read the same on SQLite and MariaDB. The inserts stay
-in the ORM, so a new model field cannot be forgotten here.
+enough to write once, and they read the same on SQLite and MariaDB. The inserts are
+built from the models' own fields (ticketing/compiled.py), so a new model field cannot
+be forgotten there.
 
 FREE_SQL is free_condition (models.py) in SQL; reservations/tests/test_hold_sql.py checks
 that the two agree on every kind of row.

@@ -5,14 +5,17 @@ open, every visitor of the seat map draws a number, in order of arrival, and num
 is let in at `sales open + 1 s + (n - 1) / rate`; a visitor arriving after their slot
 goes straight in. A rush is thereby spread out at the rate the site sustains (see
 docs/benchmarks.md, "Flash sale"), first come, first served, and nobody can jump the
-line: the number is kept in a signed cookie, so a reload keeps it and it cannot be
-changed.
+line: customers take a number signed in (as on Korean ticketing sites), one per
+customer and sale (a second browser or a lost cookie gets the same number back), and the
+number is kept in a signed cookie naming the customer, so it cannot be changed or lent.
 
-Taking a number must be cheap, since a whole rush asks at the same moment: one atomic
+Taking a number must be cheap, since a whole rush asks at the same moment: an atomic
 counter in the cache (Redis INCR in production) and a signed cookie, no table, no
 session write and no scheduler; each page works out its own answer from the number and
-the clock. If the cache cannot be reached the waiting room lets everyone in:
-the holds themselves stay correct without it, it only keeps the site fast.
+the clock. The cache must be shared by every process (REDIS_URL): a per-process cache
+would keep one line per process. If the cache cannot be reached the waiting room lets
+everyone in for a minute at a time: the holds themselves stay correct without it, it
+only keeps the site fast.
 """
 
 import datetime as dt
@@ -82,35 +85,45 @@ def _cookie_name(performance: Performance) -> str:
     return f"line-{performance.pk}"
 
 
-def waiting_room_ticket(*, performance: Performance, cookies) -> Ticket | None:
-    """The visitor's ticket for this sale of the performance, if they drew one: a
-    signed cookie, which the visitor can keep or lose but not change."""
+def waiting_room_ticket(*, performance: Performance, user, cookies) -> Ticket | None:
+    """The customer's ticket for this sale of the performance, if they took one in this
+    browser: a signed cookie naming them, which they can keep or lose but not change
+    or lend."""
     raw = cookies.get(_cookie_name(performance))
     if not raw:
         return None
     try:
-        sale, number, admit_at = signing.loads(raw, salt=COOKIE_SALT)
+        sale, user_id, number, admit_at = signing.loads(raw, salt=COOKIE_SALT)
         admit_at = dt.datetime.fromtimestamp(admit_at, tz=dt.UTC)
     except (signing.BadSignature, ValueError, TypeError, OverflowError):
         return None
-    if sale != _sale_key(performance):
+    if sale != _sale_key(performance) or user_id != user.pk:
         return None
     return Ticket(number=number, admit_at=admit_at)
 
 
-def waiting_room_draw(*, performance: Performance, now: dt.datetime | None = None) -> Ticket:
-    """The next number in line, and when it is let in.
+def waiting_room_draw(*, performance: Performance, user, now: dt.datetime | None = None) -> Ticket:
+    """The customer's number in line (the same one if they took one before), and when
+    it is let in.
 
     When the cache cannot be reached the ticket is number 0, let in at once (see the
     module's docstring)."""
     now = now or timezone.now()
-    key = _counter_key(performance)
+    counter = _counter_key(performance)
+    mine = f"{counter}:customer:{user.pk}"
+    lifetime = int((performance.sales_close_at - now).total_seconds()) + 86400
     try:
-        try:
-            number = cache.incr(key)
-        except ValueError:  # the first of this sale: make the counter, once
-            cache.add(key, 0, timeout=int((performance.sales_close_at - now).total_seconds()) + 86400)
-            number = cache.incr(key)
+        number = cache.get(mine)
+        if number is None:
+            try:
+                number = cache.incr(counter)
+            except ValueError:  # the first of this sale: make the counter, once
+                cache.add(counter, 0, timeout=lifetime)
+                number = cache.incr(counter)
+            if not cache.add(mine, number, timeout=lifetime):
+                # The same customer in two tabs at once: the first number stands (the
+                # other is a gap in the line, let in to nobody).
+                number = cache.get(mine, number)
     except Exception:
         logger.warning("waiting room unavailable for performance %s; visitor let in", performance.pk, exc_info=True)
         return Ticket(number=0, admit_at=now)
@@ -118,14 +131,18 @@ def waiting_room_draw(*, performance: Performance, now: dt.datetime | None = Non
     return Ticket(number=number, admit_at=max(slot, now))
 
 
-def waiting_room_cookie(*, performance: Performance, ticket: Ticket, now: dt.datetime | None = None) -> dict:
-    """Keyword arguments for HttpResponse.set_cookie that give the visitor their ticket."""
+def waiting_room_cookie(*, performance: Performance, user, ticket: Ticket, now: dt.datetime | None = None) -> dict:
+    """Keyword arguments for HttpResponse.set_cookie that give the customer their ticket."""
     now = now or timezone.now()
-    value = signing.dumps([_sale_key(performance), ticket.number, ticket.admit_at.timestamp()], salt=COOKIE_SALT)
+    value = signing.dumps(
+        [_sale_key(performance), user.pk, ticket.number, ticket.admit_at.timestamp()], salt=COOKIE_SALT
+    )
+    # A pass given while the line could not be kept lasts a minute, not the whole sale.
+    lasts = 60 if ticket.number == 0 else int((performance.sales_close_at - now).total_seconds())
     return {
         "key": _cookie_name(performance),
         "value": value,
-        "max_age": max(60, int((performance.sales_close_at - now).total_seconds())),
+        "max_age": max(60, lasts),
         "httponly": True,
         "samesite": "Lax",
         "secure": settings.SESSION_COOKIE_SECURE,
@@ -136,9 +153,9 @@ def may_enter(*, performance: Performance, user, cookies, now: dt.datetime | Non
     """Whether this visitor may see the seat map and hold seats now.
 
     Without a ticket they may not while the waiting room is active (they are sent to
-    draw one); staff always may, to look after the sale."""
+    take one, signing in first); staff always may, to look after the sale."""
     now = now or timezone.now()
     if not is_active(performance, now) or user.is_staff:
         return True
-    ticket = waiting_room_ticket(performance=performance, cookies=cookies)
+    ticket = waiting_room_ticket(performance=performance, user=user, cookies=cookies)
     return ticket is not None and ticket.admitted(now)

@@ -29,6 +29,8 @@ class RowFetch:
         self._compiled = None
 
     def _compile(self):
+        # Compiled once per process for the default database; its converters depend only
+        # on the backend, which every thread's connection shares.
         quote = connection.ops.quote_name
         models = [(self.model, "t")] + [(f.related_model, f"r{i}") for i, f in enumerate(self.related)]
         columns, converters, shapes = [], [], []
@@ -74,8 +76,8 @@ class RowFetch:
 def insert(instances: Sequence[Model]) -> None:
     """INSERT unsaved instances of one model in one statement, as save(force_insert=True)
     would without signals. Sets the primary key when there is one instance (the
-    database's own auto-increment value); several are left without, like bulk_create
-    on MariaDB."""
+    database's own auto-increment value); several are left without one (the hold path
+    never reads its lines' keys)."""
     if not instances:
         return
     model = type(instances[0])

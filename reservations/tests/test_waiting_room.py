@@ -1,5 +1,6 @@
-"""The waiting room in front of an on-sale seat map: numbers in order of arrival, each
-let in at its slot, no way round it, and never a dead end when the cache is down."""
+"""The waiting room in front of an on-sale seat map: numbers in order of arrival, one per
+customer, each let in at its slot, no way round it, and never a dead end when the cache
+is down."""
 
 import datetime as dt
 import re
@@ -7,6 +8,7 @@ import threading
 
 import pytest
 from django.core.cache import cache
+from django.test import Client
 from django.utils import timezone
 
 from events.models import Performance
@@ -28,13 +30,27 @@ def rush(performance):
     return performance
 
 
+def quicker(performance, count):
+    """`count` other customers take their numbers first."""
+    for _ in range(count):
+        waiting_room.waiting_room_draw(performance=performance, user=UserFactory())
+
+
 def clock(monkeypatch, at):
     monkeypatch.setattr(timezone, "now", lambda: at)
 
 
+def waiting_url(performance):
+    return f"{performance.get_absolute_url()}waiting/"
+
+
+def status(client, performance):
+    return client.get(waiting_url(performance), HTTP_ACCEPT="application/json").json()
+
+
 def test_numbers_follow_arrival_and_each_is_let_in_at_its_slot(rush):
     now = timezone.now()
-    tickets = [waiting_room.waiting_room_draw(performance=rush, now=now) for _ in range(3)]
+    tickets = [waiting_room.waiting_room_draw(performance=rush, user=UserFactory(), now=now) for _ in range(3)]
 
     assert [t.number for t in tickets] == [1, 2, 3]
     assert tickets[0].admit_at == now  # its slot (sales open) has passed: in at once
@@ -45,48 +61,67 @@ def test_numbers_follow_arrival_and_each_is_let_in_at_its_slot(rush):
     assert [t.ahead(rush, now) for t in tickets] == [0, 0, 1]
 
 
-def test_the_ticket_cookie_keeps_the_place_and_cannot_be_changed(client, rush):
-    waiting_room.waiting_room_draw(performance=rush)
-    url = f"{rush.get_absolute_url()}waiting/"
-    first = client.get(url, HTTP_ACCEPT="application/json").json()
-    again = client.get(url, HTTP_ACCEPT="application/json").json()
-    assert again["number"] == first["number"] == 2  # a reload keeps the place
-    assert again["wait_seconds"] <= first["wait_seconds"]
+def test_one_number_per_customer_whatever_the_browser(client, alice, rush):
+    quicker(rush, 1)
+    client.force_login(alice)
+    first = status(client, rush)
+    assert status(client, rush)["number"] == first["number"] == 2  # a reload keeps the place
 
+    other_browser = Client()
+    other_browser.force_login(alice)
+    assert status(other_browser, rush)["number"] == 2  # a second browser: the same place
+    assert waiting_room.waiting_room_draw(performance=rush, user=alice).number == 2
+    assert waiting_room.waiting_room_draw(performance=rush, user=UserFactory()).number == 3
+
+
+def test_the_ticket_cannot_be_changed_or_lent(client, alice, bob, rush):
+    quicker(rush, 1)
+    client.force_login(alice)
+    assert status(client, rush)["number"] == 2
     cookie = client.cookies[f"line-{rush.pk}"]
     assert cookie["httponly"] and cookie["samesite"] == "Lax"
-    assert waiting_room.waiting_room_ticket(performance=rush, cookies={cookie.key: cookie.value}).number == 2
-    # Number 1's payload under this visitor's signature: a forged ticket.
+    mine = waiting_room.waiting_room_ticket(performance=rush, user=alice, cookies={cookie.key: cookie.value})
+    assert mine.number == 2
+
+    # Number 1's payload under Alice's signature: a forged ticket.
     first_in_line = waiting_room.Ticket(number=1, admit_at=timezone.now())
-    payload = waiting_room.waiting_room_cookie(performance=rush, ticket=first_in_line)["value"].split(":")[0]
-    client.cookies[cookie.key] = ":".join([payload, *cookie.value.split(":")[1:]])
-
+    forged = waiting_room.waiting_room_cookie(performance=rush, user=alice, ticket=first_in_line)["value"]
+    client.cookies[cookie.key] = ":".join([forged.split(":")[0], *cookie.value.split(":")[1:]])
     assert client.get(rush.get_absolute_url()).status_code == 302  # not let in
-    assert client.get(url, HTTP_ACCEPT="application/json").json()["number"] == 3  # a new number, at the back
+
+    # Alice's real, admitted ticket in Bob's browser: not his.
+    admitted = waiting_room.waiting_room_cookie(performance=rush, user=alice, ticket=first_in_line)
+    bobs = Client()
+    bobs.force_login(bob)
+    bobs.cookies[admitted["key"]] = admitted["value"]
+    assert waiting_room.waiting_room_ticket(performance=rush, user=alice, cookies={admitted["key"]: admitted["value"]})
+    assert bobs.get(rush.get_absolute_url()).status_code == 302
+    assert status(bobs, rush)["number"] == 3  # his own number, at the back
 
 
-def test_a_sale_moved_to_another_opening_starts_a_new_line(rush):
-    ticket = waiting_room.waiting_room_draw(performance=rush)
-    waiting_room.waiting_room_draw(performance=rush)
-    cookie = waiting_room.waiting_room_cookie(performance=rush, ticket=ticket)
+def test_a_sale_moved_to_another_opening_starts_a_new_line(alice, rush):
+    quicker(rush, 1)
+    ticket = waiting_room.waiting_room_draw(performance=rush, user=alice)
+    cookie = waiting_room.waiting_room_cookie(performance=rush, user=alice, ticket=ticket)
     cookies = {cookie["key"]: cookie["value"]}
-    assert waiting_room.waiting_room_ticket(performance=rush, cookies=cookies) == ticket
+    assert waiting_room.waiting_room_ticket(performance=rush, user=alice, cookies=cookies) == ticket
     rush.sales_open_at -= dt.timedelta(minutes=5)
 
-    assert waiting_room.waiting_room_ticket(performance=rush, cookies=cookies) is None
-    assert waiting_room.waiting_room_draw(performance=rush).number == 1
+    assert waiting_room.waiting_room_ticket(performance=rush, user=alice, cookies=cookies) is None
+    assert waiting_room.waiting_room_draw(performance=rush, user=alice).number == 1
 
 
 def test_numbers_are_unique_when_many_arrive_at_once(rush):
+    customers = [UserFactory() for _ in range(20)]
     numbers, errors = [], []
 
-    def arrive():
+    def arrive(customer):
         try:
-            numbers.append(waiting_room.waiting_room_draw(performance=rush).number)
+            numbers.append(waiting_room.waiting_room_draw(performance=rush, user=customer).number)
         except Exception as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
-    threads = [threading.Thread(target=arrive) for _ in range(20)]
+    threads = [threading.Thread(target=arrive, args=(customer,)) for customer in customers]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -96,38 +131,44 @@ def test_numbers_are_unique_when_many_arrive_at_once(rush):
     assert sorted(numbers) == list(range(1, 21))
 
 
-def test_the_seat_map_waits_its_turn_then_opens(client, rush, monkeypatch):
-    for _ in range(2):  # two were quicker: number 1 is in, number 2 waits a minute
-        waiting_room.waiting_room_draw(performance=rush)
+def test_visitors_sign_in_before_taking_a_number(client, rush):
+    response = client.get(rush.get_absolute_url())
+    assert response["Location"] == waiting_url(rush)
+
+    response = client.get(waiting_url(rush))
+
+    assert response.status_code == 302 and response["Location"].startswith("/accounts/login/")
+    assert response["Location"].endswith(f"?next={waiting_url(rush)}")
+    assert f"line-{rush.pk}" not in response.cookies
+    assert waiting_room.waiting_room_draw(performance=rush, user=UserFactory()).number == 1  # none was taken
+
+
+def test_the_seat_map_waits_its_turn_then_opens(client, alice, rush, monkeypatch):
+    quicker(rush, 2)  # number 1 is in, number 2 waits a minute
+    client.force_login(alice)
     url = rush.get_absolute_url()
-    queue = f"{url}waiting/"
 
     response = client.get(url)
-    assert response.status_code == 302 and response["Location"] == queue
-    page = client.get(queue)
+    assert response.status_code == 302 and response["Location"] == waiting_url(rush)
+    page = client.get(waiting_url(rush))
     html = " ".join(page.content.decode().split())
     assert page.status_code == 200
     assert "Your number: 3" in html and "1 person ahead of you" in html and "about 2 minutes" in html
-    status = client.get(queue, HTTP_ACCEPT="application/json").json()
-    assert status["admitted"] is False and status["number"] == 3 and 60 < status["wait_seconds"] <= 111
+    waiting = status(client, rush)
+    assert waiting["admitted"] is False and waiting["number"] == 3 and 60 < waiting["wait_seconds"] <= 111
 
     assert client.get(url).status_code == 302  # reloading the map does not help
 
     clock(monkeypatch, rush.sales_open_at + waiting_room.OPENING + dt.timedelta(minutes=2))
-    assert client.get(queue, HTTP_ACCEPT="application/json").json() == {
-        **status,
-        "admitted": True,
-        "ahead": 0,
-        "wait_seconds": 0,
-    }
-    assert client.get(queue)["Location"] == url
+    assert status(client, rush) == {**waiting, "admitted": True, "ahead": 0, "wait_seconds": 0}
+    assert client.get(waiting_url(rush))["Location"] == url
     assert client.get(url).status_code == 200
 
 
 def test_holding_without_a_turn_is_refused_and_changes_nothing(client, alice, rush):
-    waiting_room.waiting_room_draw(performance=rush)
+    quicker(rush, 1)
     client.force_login(alice)
-    client.get(f"{rush.get_absolute_url()}waiting/")  # number 2: a minute to wait
+    client.get(waiting_url(rush))  # number 2: a minute to wait
     [item] = seat_items(rush, "1층 A구역 A열 1번")
     hold_url = f"{rush.get_absolute_url()}hold/"
     form = {"token": "t1", "items": [item.pk]}
@@ -136,8 +177,8 @@ def test_holding_without_a_turn_is_refused_and_changes_nothing(client, alice, ru
     as_form = client.post(hold_url, {**form, "token": "t2"})
 
     assert as_script.status_code == 403
-    assert as_script.json()["redirect"] == f"{rush.get_absolute_url()}waiting/"
-    assert as_form.status_code == 302 and as_form["Location"] == f"{rush.get_absolute_url()}waiting/"
+    assert as_script.json()["redirect"] == waiting_url(rush)
+    assert as_form.status_code == 302 and as_form["Location"] == waiting_url(rush)
     assert not Reservation.objects.exists()
     item.refresh_from_db()
     assert item.status == "available"
@@ -145,7 +186,7 @@ def test_holding_without_a_turn_is_refused_and_changes_nothing(client, alice, ru
 
 def test_a_customer_whose_turn_came_holds_seats(client, alice, rush):
     client.force_login(alice)
-    assert client.get(f"{rush.get_absolute_url()}waiting/")["Location"] == rush.get_absolute_url()  # number 1
+    assert client.get(waiting_url(rush))["Location"] == rush.get_absolute_url()  # number 1
     [item] = seat_items(rush, "1층 A구역 A열 1번")
 
     response = client.post(f"{rush.get_absolute_url()}hold/", {"token": "t", "items": [item.pk]})
@@ -155,14 +196,14 @@ def test_a_customer_whose_turn_came_holds_seats(client, alice, rush):
 
 
 def test_staff_skip_the_line(client, rush):
-    waiting_room.waiting_room_draw(performance=rush)
+    quicker(rush, 1)
     client.force_login(UserFactory(is_staff=True))
     assert client.get(rush.get_absolute_url()).status_code == 200
 
 
 @pytest.mark.parametrize("change", ["no rate", "not on sale yet", "sales closed"])
 def test_no_line_without_a_rate_or_outside_the_sale(client, rush, change):
-    waiting_room.waiting_room_draw(performance=rush)
+    quicker(rush, 1)
     if change == "no rate":
         rush.waiting_room_rate = None
     elif change == "not on sale yet":
@@ -172,25 +213,30 @@ def test_no_line_without_a_rate_or_outside_the_sale(client, rush, change):
     rush.save()
 
     assert client.get(rush.get_absolute_url()).status_code == 200
-    assert client.get(f"{rush.get_absolute_url()}waiting/")["Location"] == rush.get_absolute_url()
-    assert client.get(f"{rush.get_absolute_url()}waiting/", HTTP_ACCEPT="application/json").json()["admitted"]
+    assert client.get(waiting_url(rush))["Location"] == rush.get_absolute_url()
+    assert status(client, rush)["admitted"]
 
 
-def test_visitors_are_let_in_when_the_line_cannot_be_kept(client, rush, monkeypatch):
-    waiting_room.waiting_room_draw(performance=rush)
+def test_customers_are_let_in_for_a_minute_when_the_line_cannot_be_kept(client, alice, rush, monkeypatch):
+    quicker(rush, 1)
+    client.force_login(alice)
 
     def down(*args, **kwargs):
         raise ConnectionError("Redis is down")
 
-    monkeypatch.setattr(cache, "incr", down)
-    monkeypatch.setattr(cache, "add", down)
+    for method in ("get", "incr", "add"):
+        monkeypatch.setattr(cache, method, down)
 
-    assert client.get(f"{rush.get_absolute_url()}waiting/")["Location"] == rush.get_absolute_url()
+    response = client.get(waiting_url(rush))
+
+    assert response["Location"] == rush.get_absolute_url()
+    assert response.cookies[f"line-{rush.pk}"]["max-age"] == 60  # not a pass for the whole sale
     assert client.get(rush.get_absolute_url()).status_code == 200
 
 
-def test_the_waiting_room_of_an_unknown_or_hidden_performance_is_404(client, rush):
-    url = f"{rush.get_absolute_url()}waiting/"
+def test_the_waiting_room_of_an_unknown_or_hidden_performance_is_404(client, alice, rush):
+    client.force_login(alice)
+    url = waiting_url(rush)
     assert client.get(url.replace(f"/{rush.pk}/", f"/{rush.pk + 1000}/")).status_code == 404
     assert client.get(url.replace(rush.event.slug, "nope")).status_code == 404
     rush.event.status = rush.event.Status.DRAFT
@@ -198,12 +244,12 @@ def test_the_waiting_room_of_an_unknown_or_hidden_performance_is_404(client, rus
     assert client.get(url).status_code == 404
 
 
-def test_the_korean_waiting_room(client, rush, settings):
+def test_the_korean_waiting_room(client, alice, rush, settings):
     settings.LANGUAGE_CODE = "ko"
-    for _ in range(2):
-        waiting_room.waiting_room_draw(performance=rush)
+    quicker(rush, 2)
+    client.force_login(alice)
 
-    html = client.get(f"{rush.get_absolute_url()}waiting/", HTTP_ACCEPT_LANGUAGE="ko").content.decode()
+    html = client.get(waiting_url(rush), HTTP_ACCEPT_LANGUAGE="ko").content.decode()
 
     assert re.search(r"대기 번호\S*\s*3", html)
     assert "내 앞에 1명" in html

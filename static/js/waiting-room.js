@@ -21,7 +21,7 @@
   function tick() {
     var left = turn - Date.now();
     if (left <= 0) {
-      window.location.assign(room.dataset.next);
+      window.location.replace(room.dataset.next);  // Back from the map skips this page
       return;
     }
     // Those still waiting before this number: one is let in per interval until ours.
