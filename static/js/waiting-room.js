@@ -18,6 +18,10 @@
     return (count === 1 ? one : other).replace("{count}", count.toLocaleString(lang));
   }
 
+  function show(element, text) {
+    if (element.textContent !== text) element.textContent = text;
+  }
+
   function tick() {
     var left = turn - Date.now();
     if (left <= 0) {
@@ -26,8 +30,9 @@
     }
     // Those still waiting before this number: one is let in per interval until ours.
     var before = Math.max(0, Math.min(number - 1, Math.ceil(left / interval) - 1));
-    ahead.textContent = fill(texts.ahead_one, texts.ahead_other, before);
-    wait.textContent = fill(texts.wait_one, texts.wait_other, Math.max(1, Math.ceil(left / 60000)));
+    // Written only when it changes: the line is a live region, read out on each change.
+    show(ahead, fill(texts.ahead_one, texts.ahead_other, before));
+    show(wait, fill(texts.wait_one, texts.wait_other, Math.max(1, Math.ceil(left / 60000))));
     setTimeout(tick, Math.min(1000, left));
   }
   tick();
