@@ -483,28 +483,26 @@ async def wait_in_line(customer: Customer, world: World, port: int, cookies: str
     names, as static/js/waiting-room.js counts down. Returns the cookies with the
     ticket, or None (an error recorded) if the line answers oddly."""
     arrived = time.perf_counter()
-    for _ in range(1):
-        answer = await request(port, "GET", world.page_path + "waiting/", cookies=cookies, accept="application/json")
-        customer.line_requests += 1
-        try:
-            data = json.loads(answer.body) if answer.status == 200 else None
-        except ValueError:
-            data = None
-        if data is None:
-            break
-        ticket = answer.headers.get("set-cookie", "").split(";", 1)[0]
-        if ticket:
-            cookies += f"; {ticket}"
-        if not data["admitted"]:
-            # The page counts down to the turn, then goes to the seat map; the map and
-            # the hold check the ticket (a hold too early is refused: an error here).
-            await asyncio.sleep(data["wait_seconds"] + 0.02)
-        customer.line_seconds = time.perf_counter() - arrived
-        return cookies
-    detail = answer.error or f"waiting room: {answer.status} {answer.body[:200]!r}"
-    customer.attempts.append(Attempt("error", answer.status, answer.seconds, detail))
-    customer.outcome = "refused"
-    return None
+    answer = await request(port, "GET", world.page_path + "waiting/", cookies=cookies, accept="application/json")
+    customer.line_requests += 1
+    try:
+        data = json.loads(answer.body) if answer.status == 200 else None
+    except ValueError:
+        data = None
+    if data is None:
+        detail = answer.error or f"waiting room: {answer.status} {answer.body[:200]!r}"
+        customer.attempts.append(Attempt("error", answer.status, answer.seconds, detail))
+        customer.outcome = "refused"
+        return None
+    ticket = answer.headers.get("set-cookie", "").split(";", 1)[0]
+    if ticket:
+        cookies += f"; {ticket}"
+    if not data["admitted"]:
+        # The page counts down to the turn, then goes to the seat map; the map and the
+        # hold check the ticket (a hold too early is refused: an error here).
+        await asyncio.sleep(data["wait_seconds"] + 0.02)
+    customer.line_seconds = time.perf_counter() - arrived
+    return cookies
 
 
 async def warm_up(world: World, port: int, rounds: int) -> None:

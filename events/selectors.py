@@ -8,7 +8,7 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass
 
-from cachetools import LRUCache
+from cachetools import TLRUCache
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
@@ -220,9 +220,15 @@ def seat_map(*, performance: Performance, own_reservation_id: int | None = None,
     )
 
 
-# A few dozen performances' places per process: a 2,400-place hall is ~0.5 MB.
-_PLACES_CACHE: LRUCache = LRUCache(maxsize=32)
-_PLACES_LOCK = threading.Lock()
+# A few dozen performances' places per process (a 2,400-place hall is ~0.5 MB), each
+# for TICKETING_SEAT_MAP_PLACES_SECONDS as set when it was stored. Not Django's local
+# memory cache: that pickles on every read, a few milliseconds for a large hall.
+_PLACES_CACHE: TLRUCache = TLRUCache(
+    maxsize=32,
+    ttu=lambda _key, _places, now: now + settings.TICKETING_SEAT_MAP_PLACES_SECONDS,
+    timer=time.monotonic,
+)
+_PLACES_LOCK = threading.Lock()  # cachetools' caches are not thread-safe
 
 
 def _places(performance: Performance, *, fresh: bool = False) -> list[tuple]:
@@ -242,8 +248,8 @@ def _places(performance: Performance, *, fresh: bool = False) -> list[tuple]:
     if seconds and not fresh:
         with _PLACES_LOCK:
             kept = _PLACES_CACHE.get(key)
-        if kept is not None and kept[0] > time.monotonic():
-            return kept[1]
+        if kept is not None:
+            return kept
     rows = InventoryItem.objects.filter(performance=performance).values_list(
         "id", "seat_id", "section_id", "price_grade_id", "seat__label", "seat__x", "seat__y", "seat__is_accessible"
     )
@@ -253,7 +259,7 @@ def _places(performance: Performance, *, fresh: bool = False) -> list[tuple]:
     places = sorted(rows)
     if seconds:
         with _PLACES_LOCK:
-            _PLACES_CACHE[key] = (time.monotonic() + seconds, places)
+            _PLACES_CACHE[key] = places
     return places
 
 

@@ -99,13 +99,14 @@ def waiting_room_page(request, slug, pk):
     performance = selectors.published_performance(slug=slug, pk=pk)
     if performance is None:
         raise Http404
+    seat_map_url = performance.get_absolute_url()
     now = timezone.now()
     wants_json = request.headers.get("Accept", "").startswith("application/json")
     if not waiting_room.is_active(performance, now):
         # No line (any more): straight to the seat map, which says whether it is on sale.
         if wants_json:
-            return JsonResponse({"admitted": True, "redirect": performance.get_absolute_url()})
-        return redirect(performance.get_absolute_url())
+            return JsonResponse({"admitted": True, "redirect": seat_map_url})
+        return redirect(seat_map_url)
     if not request.user.is_authenticated:
         # One number per customer: crawlers and scripts without an account take none.
         return redirect_to_login(request.get_full_path())
@@ -122,12 +123,12 @@ def waiting_room_page(request, slug, pk):
         "number": ticket.number,
         "ahead": ahead,
         "wait_seconds": wait_seconds,
-        "redirect": performance.get_absolute_url(),
+        "redirect": seat_map_url,
     }
     if wants_json:
         response = JsonResponse(status)
     elif status["admitted"]:
-        response = redirect(performance.get_absolute_url())
+        response = redirect(seat_map_url)
     else:
         response = _waiting_room_render(request, performance, status)
     if drawn:

@@ -34,15 +34,15 @@ def hold(request, slug, pk):
     if not request.user.is_authenticated:
         # Back to the seat map after signing in: this POST cannot be replayed as a GET.
         return redirect_to_login(performance.get_absolute_url())
-    if not waiting_room.may_enter(performance=performance, user=request.user, cookies=request.COOKIES):
-        # Not their turn yet (a form from before the rush, or a script skipping the line).
-        queue = reverse("events:waiting_room", kwargs={"slug": slug, "pk": pk})
-        if request.headers.get("Accept", "").startswith("application/json"):
-            return JsonResponse({"error": _("Please wait for your turn."), "redirect": queue}, status=403)
-        return redirect(queue)
     # The map's script asks for JSON: a seat just taken then costs a few bytes, not a
     # redrawn 2,000-seat page; without JavaScript the whole page comes back instead.
     wants_json = request.headers.get("Accept", "").startswith("application/json")
+    if not waiting_room.may_enter(performance=performance, user=request.user, cookies=request.COOKIES):
+        # Not their turn yet (a form from before the rush, or a script skipping the line).
+        queue = reverse("events:waiting_room", kwargs={"slug": slug, "pk": pk})
+        if wants_json:
+            return JsonResponse({"error": _("Please wait for your turn."), "redirect": queue}, status=403)
+        return redirect(queue)
     hold_form = best_form = zones = None
     selected: frozenset[int] = frozenset()
     change = None
