@@ -196,7 +196,9 @@ def render_performance_page(
     )
     seated_grade_ids = {seat.grade_id for seat in seat_map.seats}
     best_form = best_form or BestAvailableForm(
-        performance=performance, grade_ids=seated_grade_ids, initial={"token": token}
+        performance=performance,
+        grades=[grade for grade in seat_map.grades if grade.pk in seated_grade_ids],
+        initial={"token": token},
     )
     grades = {grade.code: {"name": grade.display_name, "price": grade.price} for grade in seat_map.grades}
     return render(

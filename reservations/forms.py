@@ -62,12 +62,17 @@ class BestAvailableForm(forms.Form):
     grade = forms.ModelChoiceField(label=_("Grade"), queryset=PriceGrade.objects.none(), empty_label=None)
     quantity = forms.IntegerField(label=_("Seats"), min_value=1, initial=2)
 
-    def __init__(self, *args, performance: Performance, grade_ids=None, **kwargs):
+    def __init__(self, *args, performance: Performance, grades: list[PriceGrade] | None = None, **kwargs):
+        """`grades`: the grades to offer, already loaded (the seat map page has them);
+        by default every grade of the event."""
         super().__init__(*args, **kwargs)
-        grades = PriceGrade.objects.filter(event=performance.event_id)
-        if grade_ids is not None:
-            grades = grades.filter(pk__in=grade_ids)
-        self.fields["grade"].queryset = grades
+        field = self.fields["grade"]
+        field.queryset = PriceGrade.objects.filter(event=performance.event_id)
+        if grades is not None:
+            field.queryset = field.queryset.filter(pk__in=[grade.pk for grade in grades])
+            # Listed from the grades in hand: a select reads a queryset's choices afresh
+            # each time it looks at them (twice per render), one query each.
+            field.choices = [(grade.pk, field.label_from_instance(grade)) for grade in grades]
         limit = performance.event.ticket_limit
         self.fields["quantity"].validators.append(
             MaxValueValidator(limit, _("You can choose at most %(limit_value)s seats."))

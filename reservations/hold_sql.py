@@ -12,10 +12,12 @@ that the two agree on every kind of row.
 """
 
 import datetime as dt
+import functools
 
-from django.db import connection
+from django.contrib.auth import get_user_model
 
 from events.models import PriceGrade, Seat
+from ticketing.compiled import default_connection
 
 from .models import InventoryItem, Reservation, ReservationLine
 
@@ -23,16 +25,16 @@ from .models import InventoryItem, Reservation, ReservationLine
 FREE_SQL = "(i.status = 'available' OR (i.status = 'held' AND i.held_until <= %s))"
 
 
-def _table(model) -> str:
-    return connection.ops.quote_name(model._meta.db_table)
+@functools.cache
+def _tables() -> dict[str, str]:
+    """The quoted table names, by model name (the same backend all process long)."""
+    quote = default_connection().ops.quote_name
+    models = (InventoryItem, Reservation, ReservationLine, Seat, PriceGrade, get_user_model())
+    return {model.__name__: quote(model._meta.db_table) for model in models}
 
 
-def _when(value: dt.datetime):
-    return connection.ops.adapt_datetimefield_value(value)
-
-
-def _placeholders(values) -> str:
-    return ", ".join(["%s"] * len(values))
+def _placeholders(count: int) -> str:
+    return ", ".join(["%s"] * count)
 
 
 def seat_rows(*, performance_id: int, item_ids, now: dt.datetime, user_id: int, request_token: str) -> list[tuple]:
@@ -40,18 +42,28 @@ def seat_rows(*, performance_id: int, item_ids, now: dt.datetime, user_id: int, 
     (item id, seat label, y, x, grade code, grade name, price, holder id, free now,
     earlier), where `earlier` is the id of the customer's reservation made with this
     form's token, if the form was submitted before (the same on every row)."""
-    sql = f"""
+    connection = default_connection()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _seat_rows_sql(len(item_ids)),
+            [connection.ops.adapt_datetimefield_value(now), user_id, request_token, performance_id, *item_ids],
+        )
+        return cursor.fetchall()
+
+
+# Keyed by how many ids a form sent, which a tampered form could make anything: bounded.
+@functools.lru_cache(maxsize=32)
+def _seat_rows_sql(count: int) -> str:
+    t = _tables()
+    return f"""
         SELECT i.id, s.label, s.y, s.x, g.code, g.name, g.price, i.reservation_id,
                CASE WHEN {FREE_SQL} THEN 1 ELSE 0 END,
-               (SELECT r.id FROM {_table(Reservation)} r WHERE r.user_id = %s AND r.request_token = %s)
-        FROM {_table(InventoryItem)} i
-        JOIN {_table(Seat)} s ON s.id = i.seat_id
-        JOIN {_table(PriceGrade)} g ON g.id = i.price_grade_id
-        WHERE i.performance_id = %s AND i.id IN ({_placeholders(item_ids)})
+               (SELECT r.id FROM {t["Reservation"]} r WHERE r.user_id = %s AND r.request_token = %s)
+        FROM {t["InventoryItem"]} i
+        JOIN {t["Seat"]} s ON s.id = i.seat_id
+        JOIN {t["PriceGrade"]} g ON g.id = i.price_grade_id
+        WHERE i.performance_id = %s AND i.id IN ({_placeholders(count)})
     """
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [_when(now), user_id, request_token, performance_id, *item_ids])
-        return cursor.fetchall()
 
 
 def taken_ids(
@@ -60,24 +72,37 @@ def taken_ids(
     """Ids of the places nobody can hold right now (held, sold or blocked), except
     those held by the reservation `keeping`; numbered seats only unless `seats_only`
     is false. Behind selectors.taken_place_ids and the seat map's per-view state."""
-    sql = f"""
-        SELECT i.id FROM {_table(InventoryItem)} i
-        WHERE i.performance_id = %s {"AND i.seat_id IS NOT NULL" if seats_only else ""}
+    connection = default_connection()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _taken_sql(seats_only), [performance_id, connection.ops.adapt_datetimefield_value(now), keeping or 0]
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
+@functools.cache
+def _taken_sql(seats_only: bool) -> str:
+    # `status <> 'available'` says nothing the CASE does not, but it lets the database
+    # read only the index range (performance, status) of places that are not on sale:
+    # a few hundred entries mid-rush instead of the whole hall, on every 409 and map view.
+    return f"""
+        SELECT i.id FROM {_tables()["InventoryItem"]} i
+        WHERE i.performance_id = %s AND i.status <> 'available' {"AND i.seat_id IS NOT NULL" if seats_only else ""}
           AND CASE WHEN {FREE_SQL} OR (i.status = 'held' AND i.reservation_id = %s) THEN 0 ELSE 1 END = 1
     """
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [performance_id, _when(now), keeping or 0])
-        return [row[0] for row in cursor.fetchall()]
 
 
 def lock_customer(user_id: int) -> None:
     """Lock the customer's row until the transaction ends (SQLite: one writer anyway)."""
-    from django.contrib.auth import get_user_model
-
-    suffix = " FOR UPDATE" if connection.features.has_select_for_update else ""
+    connection = default_connection()
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT id FROM {_table(get_user_model())} WHERE id = %s{suffix}", [user_id])
+        cursor.execute(_lock_customer_sql(connection.features.has_select_for_update), [user_id])
         cursor.fetchall()
+
+
+@functools.cache
+def _lock_customer_sql(for_update: bool) -> str:
+    return f"SELECT id FROM {_tables()[get_user_model().__name__]} WHERE id = %s{' FOR UPDATE' if for_update else ''}"
 
 
 def live_places(*, user_id: int, performance_id: int, now: dt.datetime, excluding: int | None = None) -> int:
@@ -87,16 +112,30 @@ def live_places(*, user_id: int, performance_id: int, now: dt.datetime, excludin
     rows however full the hall is: a live reservation owns every place on its lines.
     """
     live = Reservation.LIVE_HOLD_STATUSES
-    sql = f"""
-        SELECT COUNT(*) FROM {_table(ReservationLine)} l
-        JOIN {_table(Reservation)} r ON r.id = l.reservation_id
-        WHERE r.user_id = %s AND r.performance_id = %s AND r.id <> %s
-          AND (r.status = %s OR (r.status IN ({_placeholders(live)}) AND r.expires_at > %s))
-    """
-    params = [user_id, performance_id, excluding or 0, Reservation.Status.CONFIRMED, *live, _when(now)]
+    connection = default_connection()
+    params = [
+        user_id,
+        performance_id,
+        excluding or 0,
+        Reservation.Status.CONFIRMED,
+        *live,
+        connection.ops.adapt_datetimefield_value(now),
+    ]
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(_live_places_sql(), params)
         return cursor.fetchone()[0]
+
+
+@functools.cache
+def _live_places_sql() -> str:
+    t = _tables()
+    return f"""
+        SELECT COUNT(*) FROM {t["ReservationLine"]} l
+        JOIN {t["Reservation"]} r ON r.id = l.reservation_id
+        WHERE r.user_id = %s AND r.performance_id = %s AND r.id <> %s
+          AND (r.status = %s OR (r.status IN ({_placeholders(len(Reservation.LIVE_HOLD_STATUSES))})
+               AND r.expires_at > %s))
+    """
 
 
 def claim_seats(
@@ -108,12 +147,27 @@ def claim_seats(
     and re-checks the condition on the newest committed version, so of two buyers of
     one seat the second finds it held and claims nothing.
     """
-    sql = f"""
-        UPDATE {_table(InventoryItem)} AS i
+    connection = default_connection()
+    when = connection.ops.adapt_datetimefield_value
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _claim_sql(len(item_ids)), [when(held_until), reservation_id, performance_id, *sorted(item_ids), when(now)]
+        )
+        return cursor.rowcount
+
+
+@functools.lru_cache(maxsize=32)
+def _claim_sql(count: int) -> str:
+    return f"""
+        UPDATE {_tables()["InventoryItem"]} AS i
         SET status = 'held', held_until = %s, reservation_id = %s
-        WHERE i.performance_id = %s AND i.seat_id IS NOT NULL AND i.id IN ({_placeholders(item_ids)})
+        WHERE i.performance_id = %s AND i.seat_id IS NOT NULL AND i.id IN ({_placeholders(count)})
           AND {FREE_SQL}
     """
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [_when(held_until), reservation_id, performance_id, *sorted(item_ids), _when(now)])
-        return cursor.rowcount
+
+
+def forget_statements() -> None:
+    """Drop the statement texts made so far; the next call makes them afresh from
+    FREE_SQL and the tables (the concurrency suite's canary changes FREE_SQL)."""
+    for build in (_tables, _seat_rows_sql, _taken_sql, _lock_customer_sql, _live_places_sql, _claim_sql):
+        build.cache_clear()

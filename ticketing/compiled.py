@@ -11,10 +11,22 @@ Not for general use: no signals are sent, querysets' managers and defaults on th
 database side are skipped. The callers are listed in docs/benchmarks.md.
 """
 
+import functools
 from collections.abc import Sequence
 
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import Model
+
+
+def default_connection():
+    """This thread's connection to the default database, looked up once.
+
+    `django.db.connection` is a proxy: each attribute read (`.ops`, `.cursor`,
+    `.alias`, and every `get_db_prep_value(..., connection)` inside a field) is a
+    thread-local lookup of its own, about fifty on one hold. Callers here take the
+    connection once and pass it on.
+    """
+    return connections[DEFAULT_DB_ALIAS]
 
 
 class RowFetch:
@@ -28,7 +40,7 @@ class RowFetch:
         self.where = where
         self._compiled = None
 
-    def _compile(self):
+    def _compile(self, connection):
         # Compiled once per process for the default database; its converters depend only
         # on the backend, which every thread's connection shares.
         quote = connection.ops.quote_name
@@ -52,7 +64,8 @@ class RowFetch:
         return self._compiled
 
     def one(self, params: Sequence) -> Model | None:
-        sql, converters, shapes = self._compiled or self._compile()
+        connection = default_connection()
+        sql, converters, shapes = self._compiled or self._compile(connection)
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
             row = cursor.fetchone()
@@ -65,7 +78,7 @@ class RowFetch:
             values.append(value)
         instances, start = [], 0
         for model, attnames in shapes:
-            instances.append(model.from_db(connection.alias, attnames, values[start : start + len(attnames)]))
+            instances.append(model.from_db(DEFAULT_DB_ALIAS, attnames, values[start : start + len(attnames)]))
             start += len(attnames)
         main = instances[0]
         for field, instance in zip(self.related, instances[1:], strict=True):
@@ -80,22 +93,29 @@ def insert(instances: Sequence[Model]) -> None:
     never reads its lines' keys)."""
     if not instances:
         return
-    model = type(instances[0])
+    connection = default_connection()
+    fields, sql = _insert_statement(type(instances[0]), len(instances), connection.vendor)
+    params = []
+    for instance in instances:
+        params += [f.get_db_prep_save(f.pre_save(instance, True), connection) for f in fields]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        if len(instances) == 1:
+            setattr(instances[0], instances[0]._meta.pk.attname, cursor.lastrowid)
+    for instance in instances:
+        instance._state.adding = False
+        instance._state.db = DEFAULT_DB_ALIAS
+
+
+@functools.lru_cache(maxsize=64)
+def _insert_statement(model: type[Model], rows: int, vendor: str) -> tuple[list, str]:
+    """The fields written and the INSERT text for `rows` rows of `model`, made once."""
     meta = model._meta
     fields = [f for f in meta.local_concrete_fields if not f.generated and not (f.primary_key and f.db_returning)]
-    quote = connection.ops.quote_name
-    rows = []
-    for instance in instances:
-        rows.append([f.get_db_prep_save(f.pre_save(instance, True), connection) for f in fields])
+    quote = connections[DEFAULT_DB_ALIAS].ops.quote_name
     placeholders = "(" + ", ".join(["%s"] * len(fields)) + ")"
     sql = (
         f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "
-        f"VALUES {', '.join([placeholders] * len(rows))}"
+        f"VALUES {', '.join([placeholders] * rows)}"
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [value for row in rows for value in row])
-        if len(instances) == 1:
-            setattr(instances[0], meta.pk.attname, cursor.lastrowid)
-    for instance in instances:
-        instance._state.adding = False
-        instance._state.db = connection.alias
+    return fields, sql

@@ -9,7 +9,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from events import selectors
-from events.models import Event, Performance
+from events.models import Event, Performance, PriceGrade
 from events.services import performance_duplicate
 from events.tests.factories import EventFactory, LayoutFactory, PerformanceFactory, UserFactory
 from reservations.models import InventoryItem
@@ -228,3 +228,18 @@ def test_the_seat_map_keeps_the_halls_places_but_never_whether_they_are_free(cli
     assert 'class="seat taken" cx' in html and html.count('class="seat taken') == 1
     assert re.search(rf'class="seat taken"[^>]*data-item="{item_id}"', html)
     assert "3 places left" in html  # the standing zone, live too
+
+
+def test_a_signed_in_customer_s_map_reads_the_grades_once(client, alice, performance):
+    """The best-available form lists the grades the map already loaded, not a queryset
+    its select would read afresh on every look."""
+    client.force_login(alice)
+    grades_table = PriceGrade._meta.db_table
+
+    with CaptureQueriesContext(connection) as queries:
+        html = " ".join(client.get(performance.get_absolute_url()).content.decode().split())
+
+    assert sum(grades_table in q["sql"] for q in queries) == 1
+    seated = [grade for grade in performance.event.grades.all() if grade.code != "ST"]  # no seat is ST
+    options = re.findall(r'<option value="(\d+)"[^>]*>([^<]*)</option>', html.split('name="grade"', 1)[1])
+    assert options == [(str(grade.pk), grade.display_name) for grade in seated]

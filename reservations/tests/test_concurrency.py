@@ -193,12 +193,14 @@ def test_real_http_requests_race_for_the_same_seats(live_server, performance, ht
     assert connection.vendor in ("mysql", "sqlite")
 
 
-def test_canary_the_real_service_oversells_once_its_condition_is_removed(performance, monkeypatch):
+def test_canary_the_real_service_oversells_once_its_condition_is_removed(performance, monkeypatch, request):
     """The same race as the first test, with the service's WHERE clause neutered."""
     from reservations import hold_sql
 
     # "Free" now means anything (still one parameter, so the statements run as before).
     monkeypatch.setattr(hold_sql, "FREE_SQL", "(%s IS NOT NULL)")
+    hold_sql.forget_statements()  # the statements are made once; make them with this FREE_SQL
+    request.addfinalizer(hold_sql.forget_statements)  # and with the real one after the test
     users = [UserFactory() for _ in range(THREADS)]
     ids = tuple(item.pk for item in seat_items(performance, A1, A2))
 
