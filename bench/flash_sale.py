@@ -1,7 +1,8 @@
 """Benchmark: a flash sale. 200 customers race for the seats of a 2,000-seat performance.
 
 Usage (from the repository root; needs MariaDB on 127.0.0.1:3306 and Redis on 6379):
-    .venv/bin/python bench/flash_sale.py [--customers 200] [--rounds 3] [--workers 5] [--threads 1] [--keep]
+    .venv/bin/python bench/flash_sale.py [--customers 200] [--rounds 3] [--workers 2] [--threads 4] [--keep]
+    .venv/bin/python bench/flash_sale.py --server gunicorn    # gunicorn's sync workers (2 x cores + 1)
     .venv/bin/python bench/flash_sale.py --disjoint          # nobody wants another's seats: no conflicts
     .venv/bin/python bench/flash_sale.py --arrival-rate 50   # customers arrive 50 a second, not all at once
     .venv/bin/python bench/flash_sale.py --waiting-room 9000 # sales open behind a waiting room (150 a second)
@@ -15,9 +16,11 @@ One command does everything:
    signed-in session for each straight in the session store (as
    reservations/tests/test_concurrency.py does), and groups the seats of the first
    "starlight-2026" performance (2,112 seats + 300 standing) into rows of adjacent seats;
-2. starts gunicorn on 127.0.0.1:<free port> with production settings (DEBUG=0,
+2. starts the web server (Granian, as in production; `--server gunicorn` for gunicorn) on
+   127.0.0.1:<free port> with production settings (DEBUG=0,
    SECURE_SSL_REDIRECT=0 because there is no TLS proxy in front, CONN_MAX_AGE=60, Redis
-   cache), `--workers` processes, sync workers or gthread with `--threads` > 1;
+   cache), `--workers` processes of `--threads` threads (gunicorn: sync workers, or gthread
+   with `--threads` > 1);
 3. warms every worker up, then releases all customers at the same instant. Each customer
    wants 2-4 adjacent seats, preferring the better grades (VIP 4 : R 3 : S 2 : A 1), and
    POSTs the hold form (fresh token, CSRF cookie + field, Origin header) over plain
@@ -33,12 +36,12 @@ One command does everything:
    live reservations, every line's item points back at its reservation, held items ==
    lines of held reservations == seats the customers were told they hold), resets the
    performance for the next round, counts the queries of one hold request of each kind
-   in-process, prints the results, stops gunicorn and drops the database (unless
+   in-process, prints the results, stops the server and drops the database (unless
    `--keep`). Exits 1 if any seat was oversold, 2 if there were errors.
 
 Holds/s is successful holds over the wall time of the burst (first request sent to last
 answer read); latencies are of every hold request, connect to last byte, measured by the
-client, which shares the two cores with gunicorn and MariaDB. Results are recorded in
+client, which shares the two cores with the server and MariaDB. Results are recorded in
 docs/benchmarks.md.
 """
 
@@ -78,7 +81,7 @@ JUST_TAKEN = b"just taken"  # the English message of services.SeatsTaken (Accept
 
 
 def server_env(args) -> dict[str, str]:
-    """The production-like environment shared by gunicorn and this process.
+    """The production-like environment shared by the web server and this process.
 
     Shared because a session's auth hash is keyed with SECRET_KEY: the sessions this
     process writes must verify in the workers.
@@ -222,34 +225,31 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_gunicorn(args, env, port: int, log_path: Path) -> subprocess.Popen:
-    command = [
-        sys.executable,
-        "-m",
-        "gunicorn",
-        "ticketing.wsgi:application",
-        "--bind",
-        f"127.0.0.1:{port}",
-        "--workers",
-        str(args.workers),
-        "--timeout",
-        "60",
-        "--graceful-timeout",
-        "10",
-        "--backlog",
-        "2048",
-        "--worker-tmp-dir",
-        "/dev/shm",
-    ]
-    if args.threads > 1:
-        command += ["--worker-class", "gthread", "--threads", str(args.threads)]
+def start_server(args, env, port: int, log_path: Path) -> subprocess.Popen:
+    """The web server as production runs it (Granian, as the Dockerfile starts it), or
+    gunicorn's sync workers for comparison (`--server gunicorn`)."""
+    if args.server == "granian":
+        command = [
+            *(sys.executable, "-m", "granian", "ticketing.wsgi:application", "--interface", "wsgi"),
+            *("--host", "127.0.0.1", "--port", str(port), "--backlog", "2048"),
+            *("--workers", str(args.workers), "--blocking-threads", str(args.threads)),
+            *("--workers-kill-timeout", "10"),
+        ]
+    else:
+        command = [
+            *(sys.executable, "-m", "gunicorn", "ticketing.wsgi:application", "--bind", f"127.0.0.1:{port}"),
+            *("--workers", str(args.workers), "--timeout", "60", "--graceful-timeout", "10"),
+            *("--backlog", "2048", "--worker-tmp-dir", "/dev/shm"),
+        ]
+        if args.threads > 1:
+            command += ["--worker-class", "gthread", "--threads", str(args.threads)]
     log = open(log_path, "wb")  # noqa: SIM115 - closed with the process
     process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     process.log = log
     return process
 
 
-def stop_gunicorn(process: subprocess.Popen) -> None:
+def stop_server(process: subprocess.Popen) -> None:
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)  # graceful: finish requests, close connections
         try:
@@ -302,7 +302,7 @@ def machine_busy_seconds() -> float:
 
 def cpu_snapshot(process: subprocess.Popen) -> dict[str, float]:
     return {
-        "gunicorn": cpu_seconds(worker_pids(process.pid)),
+        "server": cpu_seconds([process.pid, *worker_pids(process.pid)]),
         "mariadb": cpu_seconds(database_pids()),
         "client": time.process_time(),
         "machine": machine_busy_seconds(),
@@ -524,12 +524,12 @@ async def wait_ready(port: int, process: subprocess.Popen, seconds: float = 60) 
     answer = None
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"gunicorn exited with {process.returncode}")
+            raise RuntimeError(f"the server exited with {process.returncode}")
         answer = await request(port, "GET", "/", cookies="", timeout=5)
         if answer.status == 200:
             return
         await asyncio.sleep(0.2)
-    raise RuntimeError(f"gunicorn did not answer in time; last: {answer.status} {answer.error} {answer.body[:300]!r}")
+    raise RuntimeError(f"the server did not answer in time; last: {answer.status} {answer.error} {answer.body[:300]!r}")
 
 
 async def burst(world: World, port: int, args, seed: int) -> tuple[list[Customer], float]:
@@ -659,7 +659,7 @@ def summarise(customers: list[Customer], wall: float) -> dict:
 def count_queries(world: World, repeat: int = 5) -> dict[str, tuple[int, float, float, int]]:
     """Queries, wall and CPU ms (median of `repeat`) of each kind of hold answer, in-process.
 
-    Django's test client through the whole middleware stack, no gunicorn and no network,
+    Django's test client through the whole middleware stack, no web server and no network,
     after the load: the performance has the burst's holds on it.
     """
     import logging
@@ -711,9 +711,14 @@ def print_results(args, world: World, rounds: list[dict], checks: list[dict], qu
     with connection.cursor() as cursor:
         cursor.execute("SELECT VERSION()")
         version = cursor.fetchone()[0]
-    worker = f"{args.workers} sync workers" if args.threads == 1 else f"{args.workers} gthread workers x {args.threads}"
+    if args.server == "granian":
+        worker = f"{args.workers} workers x {args.threads} threads"
+    elif args.threads == 1:
+        worker = f"{args.workers} sync workers"
+    else:
+        worker = f"{args.workers} gthread workers x {args.threads}"
     print(f"performance:   {SLUG} #{world.performance_id}, {world.seat_count} seats, limit {world.limit} per customer")
-    print(f"server:        gunicorn, {worker}; MariaDB {version}; {os.cpu_count()} cores")
+    print(f"server:        {args.server}, {worker}; MariaDB {version}; {os.cpu_count()} cores")
     wants = "each in a block of 4 nobody else wants (--disjoint)" if args.disjoint else "best grades preferred"
     arrive = f"arriving at {args.arrival_rate:g}/s" if args.arrival_rate else "at once"
     if args.waiting_room:
@@ -733,7 +738,7 @@ def print_results(args, world: World, rounds: list[dict], checks: list[dict], qu
             f"{r['requests_per_s']:5.0f}  {r['p50']:6.0f}  {r['p95']:6.0f}  {r['p99']:6.0f}  {r['max']:6.0f}  "
             f"{r['conflicts']:9d}  {r['errors']:6d}  {sum(c.values()):8d}  {r['cpu']['other']:11.2f}"
         )
-    print("(other CPU s: busy time of processes other than gunicorn, MariaDB and this client during the burst;")
+    print("(other CPU s: busy time of processes other than the server, MariaDB and this client during the burst;")
     print(" more than a few tenths of a second means something else was running and the round is not clean)")
     print()
     for i, r in enumerate(rounds, 1):
@@ -763,8 +768,13 @@ def main():
     parser.add_argument("--customers", type=int, default=200, help="customers, each signed in (default 200)")
     parser.add_argument("--attempts", type=int, default=10, help="hold requests per customer at most")
     parser.add_argument("--rounds", type=int, default=3, help="bursts, each on a freshly reset performance")
-    parser.add_argument("--workers", type=int, default=2 * (os.cpu_count() or 1) + 1)
-    parser.add_argument("--threads", type=int, default=1, help="> 1 uses the gthread worker")
+    parser.add_argument(
+        "--server", choices=["granian", "gunicorn"], default="granian", help="granian (production's) or gunicorn"
+    )
+    parser.add_argument("--workers", type=int, help="processes (default: granian one per core, gunicorn 2 x cores + 1)")
+    parser.add_argument(
+        "--threads", type=int, help="threads per process (default: granian 4, gunicorn 1; > 1 is gthread)"
+    )
     parser.add_argument(
         "--arrival-rate",
         type=float,
@@ -794,16 +804,21 @@ def main():
     parser.add_argument("--mysql-url", default="mysql://root@127.0.0.1:3306")
     parser.add_argument("--database", default="ticketing_flash")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
-    parser.add_argument("--keep", action="store_true", help="keep the database (and gunicorn's log) afterwards")
+    parser.add_argument("--keep", action="store_true", help="keep the database (and the server's log) afterwards")
     args = parser.parse_args()
-    args.warmup_users = 11  # one to warm gunicorn up, ten for the in-process query count
+    cores = os.cpu_count() or 1
+    if args.workers is None:
+        args.workers = cores if args.server == "granian" else 2 * cores + 1
+    if args.threads is None:
+        args.threads = 4 if args.server == "granian" else 1
+    args.warmup_users = 11  # one to warm the server up, ten for the in-process query count
     args.json = not args.form
 
     env = server_env(args)
     os.environ.update(env)
     create_database(args)
     tmp = Path(tempfile.mkdtemp(prefix="ticketing-flash-"))
-    log_path = tmp / "gunicorn.log"
+    log_path = tmp / "server.log"
     process = None
     oversold, errors = False, 0
     try:
@@ -811,7 +826,7 @@ def main():
         world = prepare(args)
         print(f"setup:         {time.perf_counter() - started:.1f} s (migrate, seed, collectstatic, sessions)")
         port = free_port()
-        process = start_gunicorn(args, env, port, log_path)
+        process = start_server(args, env, port, log_path)
         asyncio.run(wait_ready(port, process))
         asyncio.run(warm_up(world, port, rounds=4 * args.workers * args.threads))
         rounds, checks = [], []
@@ -831,7 +846,7 @@ def main():
             if i < args.rounds - 1:
                 reset(world)
                 time.sleep(1)
-        stop_gunicorn(process)
+        stop_server(process)
         if args.waiting_room:  # the in-process customers below hold without queueing
             from events.models import Performance
 
@@ -842,18 +857,18 @@ def main():
         errors = sum(r["errors"] for r in rounds)
     except BaseException:
         if log_path.exists():
-            print("--- end of gunicorn's log:", *log_path.read_text(errors="replace").splitlines()[-15:], sep="\n")
+            print("--- end of the server's log:", *log_path.read_text(errors="replace").splitlines()[-15:], sep="\n")
         raise
     finally:
         if process is not None:
-            stop_gunicorn(process)
+            stop_server(process)
         if "django.db" in sys.modules:
             try:
                 sys.modules["django.db"].connections.close_all()
             except Exception as exc:  # settings that failed to load: nothing to close
                 print(f"(closing connections: {exc})")
         if args.keep:
-            print(f"kept database {args.database}; gunicorn log: {log_path}")
+            print(f"kept database {args.database}; server log: {log_path}")
         else:
             drop_database(args)
             log_path.unlink(missing_ok=True)

@@ -7,7 +7,7 @@ set -e
 # MIGRATE_ON_START defaults to 0 here: deployments with several web replicas should
 # migrate as a separate release step; compose.yaml sets it to 1 for its single web.
 case "$1" in
-  gunicorn | */gunicorn)
+  granian | */granian)
     if [ "${MIGRATE_ON_START:-0}" = "1" ]; then
       python manage.py migrate --noinput
     fi
