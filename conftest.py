@@ -43,6 +43,7 @@ def _english_by_default(settings):
     # itself turn it back on.
     settings.TICKETING_EVENT_FREE_COUNTS_SECONDS = 0
     settings.TICKETING_SEAT_MAP_PLACES_SECONDS = 0
+    settings.TICKETING_PERFORMANCE_SECONDS = 0
 
 
 @pytest.fixture

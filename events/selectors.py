@@ -44,12 +44,37 @@ def published_events() -> QuerySet[Event]:
 
 
 _PUBLISHED_PERFORMANCE = RowFetch(Performance, "event", where="t.id = %s AND r0.slug = %s AND r0.status = %s")
+# The rows of the performances being held right now, per process, each for
+# TICKETING_PERFORMANCE_SECONDS as set when it was read (a missing one too).
+_PERFORMANCE_ROWS: TLRUCache = TLRUCache(
+    maxsize=256,
+    ttu=lambda _key, _values, now: now + settings.TICKETING_PERFORMANCE_SECONDS,
+    timer=lambda: time.monotonic(),
+)
+_PERFORMANCE_ROWS_LOCK = threading.Lock()
+_NOT_READ = object()
 
 
 def published_performance(*, slug: str, pk: int) -> Performance | None:
-    """The performance with its event, if the event is published: what a hold needs,
-    read by a statement compiled once (every on-sale click asks)."""
-    return _PUBLISHED_PERFORMANCE.one([pk, slug, Event.Status.PUBLISHED])
+    """The performance with its event, if the event is published: what a hold and the
+    waiting room need, read by a statement compiled once.
+
+    Every on-sale click asks, for the same row, so each process keeps the row for
+    TICKETING_PERFORMANCE_SECONDS (1 s): a staff edit (sales closed, a new waiting-room
+    rate) reaches holds within that second. Each caller gets instances of its own.
+    """
+    params = [pk, slug, Event.Status.PUBLISHED]
+    if settings.TICKETING_PERFORMANCE_SECONDS <= 0:
+        return _PUBLISHED_PERFORMANCE.one(params)
+    # The database's name in the key: a recreated database never meets old rows.
+    key = (connection.settings_dict["NAME"], pk, slug)
+    with _PERFORMANCE_ROWS_LOCK:
+        values = _PERFORMANCE_ROWS.get(key, _NOT_READ)
+    if values is _NOT_READ:
+        values = _PUBLISHED_PERFORMANCE.values(params)
+        with _PERFORMANCE_ROWS_LOCK:
+            _PERFORMANCE_ROWS[key] = values
+    return None if values is None else _PUBLISHED_PERFORMANCE.build(values)
 
 
 def events_on_sale(*, limit: int = 8) -> list[Event]:

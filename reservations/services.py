@@ -147,14 +147,15 @@ def _free_items(reservation: Reservation) -> int:
 
 def check_selling(performance: Performance, now: dt.datetime) -> None:
     state = performance.sales_state(now)
-    messages = {
-        "upcoming": _("Sales for this performance have not opened yet."),
-        "closed": _("Sales for this performance have closed."),
-        "sold_out": _("This performance is sold out."),
-        "cancelled": _("This performance has been cancelled."),
-        "past": _("This performance has already started."),
-    }
     if state != "on_sale":
+        # Translated only when refusing: every hold passes here.
+        messages = {
+            "upcoming": _("Sales for this performance have not opened yet."),
+            "closed": _("Sales for this performance have closed."),
+            "sold_out": _("This performance is sold out."),
+            "cancelled": _("This performance has been cancelled."),
+            "past": _("This performance has already started."),
+        }
         raise ReservationError(messages[state])
     if performance.event.status != performance.event.Status.PUBLISHED:
         raise ReservationError(_("This event is not on sale."))

@@ -64,8 +64,14 @@ class RowFetch:
         return self._compiled
 
     def one(self, params: Sequence) -> Model | None:
+        values = self.values(params)
+        return None if values is None else self.build(values)
+
+    def values(self, params: Sequence) -> list | None:
+        """The row's values, converted as the ORM converts them, or None: what `build`
+        makes instances of (a caller may keep these and build afresh each time)."""
         connection = default_connection()
-        sql, converters, shapes = self._compiled or self._compile(connection)
+        sql, converters, _ = self._compiled or self._compile(connection)
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
             row = cursor.fetchone()
@@ -76,6 +82,11 @@ class RowFetch:
             for convert in field_converters:
                 value = convert(value, field, connection)
             values.append(value)
+        return values
+
+    def build(self, values: list) -> Model:
+        """New instances from `values`, the main one with its related ones attached."""
+        _, _, shapes = self._compiled or self._compile(default_connection())
         instances, start = [], 0
         for model, attnames in shapes:
             instances.append(model.from_db(DEFAULT_DB_ALIAS, attnames, values[start : start + len(attnames)]))

@@ -346,6 +346,9 @@ TICKETING_EVENT_FREE_COUNTS_SECONDS = env.int("TICKETING_EVENT_FREE_COUNTS_SECON
 # How long each process keeps a performance's seat map places (labels, positions,
 # grades; never whether they are free). Staff edits to seats show within this time.
 TICKETING_SEAT_MAP_PLACES_SECONDS = env.int("TICKETING_SEAT_MAP_PLACES_SECONDS", default=60)
+# How long each process keeps the row of a performance being held (and its event), read
+# on every hold and waiting-room visit. Staff edits reach holds within this time.
+TICKETING_PERFORMANCE_SECONDS = env.int("TICKETING_PERFORMANCE_SECONDS", default=1)
 
 
 def _durations(name: str, default: str) -> tuple[dt.timedelta, ...]:

@@ -243,3 +243,49 @@ def test_a_signed_in_customer_s_map_reads_the_grades_once(client, alice, perform
     seated = [grade for grade in performance.event.grades.all() if grade.code != "ST"]  # no seat is ST
     options = re.findall(r'<option value="(\d+)"[^>]*>([^<]*)</option>', html.split('name="grade"', 1)[1])
     assert options == [(str(grade.pk), grade.display_name) for grade in seated]
+
+
+@pytest.fixture
+def performance_rows_kept(settings):
+    """Performance rows kept for a second, from an empty cache (the tests' clock is fake)."""
+    settings.TICKETING_PERFORMANCE_SECONDS = 1
+    selectors._PERFORMANCE_ROWS.clear()
+    yield
+    selectors._PERFORMANCE_ROWS.clear()
+
+
+def test_a_held_performance_is_read_once_a_second_and_each_caller_gets_its_own(
+    performance, performance_rows_kept, monkeypatch
+):
+    clock = [1000.0]
+    monkeypatch.setattr(selectors.time, "monotonic", lambda: clock[0])
+    find = {"slug": performance.event.slug, "pk": performance.pk}
+
+    with CaptureQueriesContext(connection) as first:
+        one = selectors.published_performance(**find)
+    Performance.objects.filter(pk=performance.pk).update(status=Performance.Status.CLOSED)
+    clock[0] += 0.9
+    with CaptureQueriesContext(connection) as again:
+        two = selectors.published_performance(**find)
+
+    assert len(first) == 1 and len(again) == 0
+    assert one is not two and one.event is not two.event  # nobody shares a mutable instance
+    assert (one.pk, one.event.slug, one.starts_at, two.status) == (two.pk, two.event.slug, two.starts_at, "on_sale")
+
+    clock[0] += 0.2  # past the second: the staff's edit is read
+    assert selectors.published_performance(**find).status == Performance.Status.CLOSED
+
+
+def test_a_missing_performance_is_kept_missing_for_the_second_too(performance, performance_rows_kept, monkeypatch):
+    clock = [5000.0]
+    monkeypatch.setattr(selectors.time, "monotonic", lambda: clock[0])
+    Event.objects.filter(pk=performance.event_id).update(status=Event.Status.DRAFT)
+    find = {"slug": performance.event.slug, "pk": performance.pk}
+
+    assert selectors.published_performance(**find) is None
+    Event.objects.filter(pk=performance.event_id).update(status=Event.Status.PUBLISHED)
+    with CaptureQueriesContext(connection) as again:
+        assert selectors.published_performance(**find) is None
+    assert len(again) == 0
+    clock[0] += 1.5
+    assert selectors.published_performance(**find) is not None
