@@ -187,6 +187,9 @@ def _apply(remote: GatewayPayment, source: str) -> SyncResult:
         payment.save()
         try:  # a savepoint of its own: a refusal leaves this transaction usable
             reservation_services.reservation_confirm(reservation=reservation, reason=f"paid ({source})")
+        except reservation_services.OverLimit as exc:
+            why = _("Your payment arrived after your hold ended. %(reason)s So it is being refunded in full.")
+            return _owe_refund(payment, remote, why % {"reason": exc.message})
         except reservation_services.ReservationError:
             return _owe_refund(
                 payment,

@@ -83,6 +83,11 @@ class InvalidTransition(ReservationError):
     pass
 
 
+class OverLimit(ReservationError):
+    """A late payment for a hold that ended, after which the customer booked other
+    places up to the limit: confirming it would pass the limit (payments refund it)."""
+
+
 # --- Helpers ------------------------------------------------------------------
 
 
@@ -586,7 +591,9 @@ def reservation_confirm(*, reservation: Reservation, actor=None, reason: str = "
     """Turn a paid reservation into a booking: its places become sold.
 
     A late payment still confirms if nobody has taken the places since the hold
-    expired; otherwise ReservationError is raised and the caller must refund.
+    expired, and if the customer has not since held or bought others up to the limit
+    (an expired hold's places stop counting towards it); otherwise ReservationError
+    (OverLimit for the limit) is raised and the caller must refund.
     """
     now = now or timezone.now()
     reservation = _locked(reservation)
@@ -597,6 +604,25 @@ def reservation_confirm(*, reservation: Reservation, actor=None, reason: str = "
             _("A booking that is %(status)s cannot be confirmed.") % {"status": reservation.get_status_display()}
         )
     expected = reservation.lines.count()
+    if reservation.is_expired(now):
+        # The customer's lock keeps the count below true until this commits (a hold in
+        # another tab waits). It comes after the reservation's, the other way round from
+        # a hold that changes seats; only a late payment racing a seat change of this very
+        # booking can deadlock on that, and MariaDB then rolls one back: the hold is
+        # retried, the payment synced again by its webhook or the reconciliation.
+        hold_sql.lock_customer(reservation.user_id)
+        limit = reservation.performance.event.ticket_limit
+        others = hold_sql.live_places(
+            user_id=reservation.user_id, performance_id=reservation.performance_id, now=now, excluding=reservation.pk
+        )
+        if others + expected > limit:
+            raise OverLimit(
+                _(
+                    "Since this hold ended you have booked other tickets for this performance, and this booking "
+                    "would take you past the limit of %(limit)d tickets."
+                )
+                % {"limit": limit}
+            )
     sold = InventoryItem.objects.filter(reservation=reservation, status=InventoryItem.Status.HELD).update(
         status=InventoryItem.Status.SOLD, held_until=None
     )

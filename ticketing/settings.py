@@ -108,8 +108,9 @@ TEMPLATES = [
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
 _engine = DATABASES["default"]["ENGINE"]
 if "mysql" in _engine:
-    # Django's backend, with transactions begun in one statement (ticketing/mysql/base.py).
-    DATABASES["default"]["ENGINE"] = "ticketing.mysql"
+    if _engine == "django.db.backends.mysql":
+        # Django's backend, with transactions begun in one statement (ticketing/mysql/base.py).
+        DATABASES["default"]["ENGINE"] = "ticketing.mysql"
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {
             "charset": "utf8mb4",

@@ -258,7 +258,7 @@ def test_a_held_performance_is_read_once_a_second_and_each_caller_gets_its_own(
     performance, performance_rows_kept, monkeypatch
 ):
     clock = [1000.0]
-    monkeypatch.setattr(selectors.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(selectors, "_clock", lambda: clock[0])
     find = {"slug": performance.event.slug, "pk": performance.pk}
 
     with CaptureQueriesContext(connection) as first:
@@ -278,7 +278,7 @@ def test_a_held_performance_is_read_once_a_second_and_each_caller_gets_its_own(
 
 def test_a_missing_performance_is_kept_missing_for_the_second_too(performance, performance_rows_kept, monkeypatch):
     clock = [5000.0]
-    monkeypatch.setattr(selectors.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(selectors, "_clock", lambda: clock[0])
     Event.objects.filter(pk=performance.event_id).update(status=Event.Status.DRAFT)
     find = {"slug": performance.event.slug, "pk": performance.pk}
 

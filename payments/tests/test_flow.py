@@ -127,6 +127,25 @@ def test_a_late_payment_for_seats_sold_meanwhile_is_refunded(
     assert reservation.status != "confirmed"
 
 
+def test_a_late_payment_past_the_limit_is_refunded_with_the_reason(fake_iamport, alice, performance):
+    performance.event.ticket_limit = 2
+    performance.event.save(update_fields=["ticket_limit"])
+    reservation = hold(alice, performance, A1, now=timezone.now() - dt.timedelta(minutes=9))
+    payment = start(reservation)
+    Reservation.objects.filter(pk=reservation.pk).update(expires_at=timezone.now() - dt.timedelta(minutes=1))
+    InventoryItem.objects.filter(reservation=reservation).update(held_until=timezone.now() - dt.timedelta(minutes=1))
+    hold(alice, performance, A2, "1층 A구역 A열 3번")  # her places at the limit again, in another hold
+    rsp = checkout(fake_iamport, payment)
+
+    result = services.payment_sync(imp_uid=rsp["imp_uid"], source="webhook")
+
+    assert "past the limit of 2 tickets" in result.message and "refunded in full" in result.message
+    payment.refresh_from_db()
+    assert payment.status == "cancelled" and payment.refunded_amount == payment.amount
+    reservation.refresh_from_db()
+    assert reservation.status != "confirmed"
+
+
 def test_virtual_account_waits_for_the_deposit_and_keeps_the_seats(
     fake_iamport, alice, performance, mailoutbox, django_capture_on_commit_callbacks
 ):

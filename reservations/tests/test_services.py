@@ -8,6 +8,7 @@ from events.tests.factories import PerformanceFactory, UserFactory
 from reservations.models import InventoryItem, Reservation
 from reservations.services import (
     InvalidTransition,
+    OverLimit,
     ReservationError,
     SeatsTaken,
     Selection,
@@ -332,6 +333,34 @@ def test_confirm_sells_the_places(alice, performance):
 def test_a_late_payment_confirms_if_nobody_took_the_seats(alice, performance):
     reservation = hold(alice, performance, A1, now=timezone.now() - dt.timedelta(hours=1))
     reservation_confirm(reservation=reservation)
+    assert statuses(performance)[A1] == "sold"
+
+
+def test_a_late_payment_past_the_limit_is_refused_and_changes_nothing(alice, performance):
+    """Found by the property test: a hold expires, its places stop counting, the customer
+    holds up to the limit again, then the first hold's payment arrives."""
+    performance.event.ticket_limit = 3
+    performance.event.save(update_fields=["ticket_limit"])
+    late = hold(alice, performance, A1, now=timezone.now() - dt.timedelta(hours=1))
+    hold(alice, performance, A2, A3, A4)
+
+    with pytest.raises(OverLimit, match="past the limit of 3 tickets"):
+        reservation_confirm(reservation=late)
+
+    late.refresh_from_db()
+    assert late.status == "held" and not late.confirmed_at  # rolled back: payments will refund
+    assert statuses(performance)[A1] == "held"
+    assert list(late.transitions.values_list("to_status", flat=True)) == ["held"]
+
+
+def test_a_late_payment_within_the_limit_still_confirms(alice, performance):
+    performance.event.ticket_limit = 3
+    performance.event.save(update_fields=["ticket_limit"])
+    late = hold(alice, performance, A1, now=timezone.now() - dt.timedelta(hours=1))
+    hold(alice, performance, A2, A3)
+
+    reservation_confirm(reservation=late)
+
     assert statuses(performance)[A1] == "sold"
 
 

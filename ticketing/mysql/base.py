@@ -10,6 +10,14 @@ hold is one transaction, so on a flash sale this is one statement fewer per hold
 
 Code that turns autocommit off itself (`transaction.set_autocommit(False)`) still gets
 a real SET autocommit=0: only `atomic()` asks for a transaction begun this way.
+
+One difference from Django's own backend: once the server ends the transaction by itself
+(a deadlock, which InnoDB answers by rolling the whole transaction back, or a statement
+that commits implicitly, such as DDL), whatever the same `atomic()` block runs next is
+committed statement by statement instead of waiting for the block's end. Django already
+forbids catching database errors inside `atomic()` (use a nested block), and the project
+retries deadlocks outside it (reservations.services._retry_on_deadlock); migrations with
+DDL run in their own transactions.
 """
 
 from django.db.backends.mysql import base
