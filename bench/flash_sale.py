@@ -225,6 +225,16 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def server_shape(args) -> None:
+    """Fill in --workers and --threads left unset: Granian one process per core with four
+    threads (as in the Dockerfile), gunicorn 2 x cores + 1 sync workers."""
+    cores = os.cpu_count() or 1
+    if args.workers is None:
+        args.workers = cores if args.server == "granian" else 2 * cores + 1
+    if args.threads is None:
+        args.threads = 4 if args.server == "granian" else 1
+
+
 def start_server(args, env, port: int, log_path: Path) -> subprocess.Popen:
     """The web server as production runs it (Granian, as the Dockerfile starts it), or
     gunicorn's sync workers for comparison (`--server gunicorn`)."""
@@ -806,11 +816,7 @@ def main():
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
     parser.add_argument("--keep", action="store_true", help="keep the database (and the server's log) afterwards")
     args = parser.parse_args()
-    cores = os.cpu_count() or 1
-    if args.workers is None:
-        args.workers = cores if args.server == "granian" else 2 * cores + 1
-    if args.threads is None:
-        args.threads = 4 if args.server == "granian" else 1
+    server_shape(args)
     args.warmup_users = 11  # one to warm the server up, ten for the in-process query count
     args.json = not args.form
 

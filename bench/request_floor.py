@@ -63,9 +63,7 @@ def main():
     parser.add_argument("--database", default="ticketing_floor")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
     args = parser.parse_args()
-    cores = os.cpu_count() or 1
-    args.workers = args.workers or (cores if args.server == "granian" else 2 * cores + 1)
-    args.threads = args.threads or (4 if args.server == "granian" else 1)
+    flash_sale.server_shape(args)
     args.customers, args.warmup_users, args.limit = 200, 1, 4
 
     env = flash_sale.server_env(args)
@@ -82,7 +80,7 @@ def main():
         asyncio.run(flash_sale.wait_ready(port, process))
         sessions = [key for _, key in world.sessions[: args.customers]]
         asyncio.run(post_at_once(port, sessions, 20 * args.workers * args.threads))  # warm up
-        print(f"server: {args.server}, {args.workers} workers x {args.threads} threads; {cores} cores")
+        print(f"server: {args.server}, {args.workers} workers x {args.threads} threads; {os.cpu_count()} cores")
         print("round  wall s  requests/s  statuses      CPU s: server  mariadb  client  other")
         for i in range(args.rounds):
             before = flash_sale.cpu_snapshot(process)

@@ -43,17 +43,38 @@ def published_events() -> QuerySet[Event]:
     )
 
 
+_clock = time.monotonic  # the kept values' clock alone (tests move it)
+_NOT_KEPT = object()
+
+
+class _KeptPerProcess:
+    """A bounded cache of this process's, shared by its threads (cachetools' caches are
+    not thread-safe), each value kept for `seconds()` as read when it was stored."""
+
+    def __init__(self, *, maxsize: int, seconds):
+        self._cache = TLRUCache(maxsize=maxsize, ttu=lambda _key, _value, now: now + seconds(), timer=lambda: _clock())
+        self._lock = threading.Lock()
+
+    def get_or_make(self, key, make):
+        with self._lock:
+            value = self._cache.get(key, _NOT_KEPT)
+        if value is _NOT_KEPT:
+            value = make()
+            self.put(key, value)
+        return value
+
+    def put(self, key, value) -> None:
+        with self._lock:
+            self._cache[key] = value
+
+    def clear(self) -> None:
+        with self._lock:
+            self._cache.clear()
+
+
 _PUBLISHED_PERFORMANCE = RowFetch(Performance, "event", where="t.id = %s AND r0.slug = %s AND r0.status = %s")
-# The rows of the performances being held right now, per process, each for
-# TICKETING_PERFORMANCE_SECONDS as set when it was read (a missing one too).
-_PERFORMANCE_ROWS: TLRUCache = TLRUCache(
-    maxsize=256,
-    ttu=lambda _key, _values, now: now + settings.TICKETING_PERFORMANCE_SECONDS,
-    timer=lambda: _clock(),
-)
-_PERFORMANCE_ROWS_LOCK = threading.Lock()
-_clock = time.monotonic  # the cache's clock alone (tests move it)
-_NOT_READ = object()
+# The rows of the performances being held right now (a missing one too).
+_PERFORMANCE_ROWS = _KeptPerProcess(maxsize=256, seconds=lambda: settings.TICKETING_PERFORMANCE_SECONDS)
 
 
 def published_performance(*, slug: str, pk: int) -> Performance | None:
@@ -69,12 +90,7 @@ def published_performance(*, slug: str, pk: int) -> Performance | None:
         return _PUBLISHED_PERFORMANCE.one(params)
     # The database's name in the key: one process's rows of two databases (tests) never mix.
     key = (connection.settings_dict["NAME"], pk, slug)
-    with _PERFORMANCE_ROWS_LOCK:
-        values = _PERFORMANCE_ROWS.get(key, _NOT_READ)
-    if values is _NOT_READ:
-        values = _PUBLISHED_PERFORMANCE.values(params)
-        with _PERFORMANCE_ROWS_LOCK:
-            _PERFORMANCE_ROWS[key] = values
+    values = _PERFORMANCE_ROWS.get_or_make(key, lambda: _PUBLISHED_PERFORMANCE.values(params))
     return None if values is None else _PUBLISHED_PERFORMANCE.build(values)
 
 
@@ -249,12 +265,7 @@ def seat_map(*, performance: Performance, own_reservation_id: int | None = None,
 # A few dozen performances' places per process (a 2,400-place hall is ~0.5 MB), each
 # for TICKETING_SEAT_MAP_PLACES_SECONDS as set when it was stored. Not Django's local
 # memory cache: that pickles on every read, a few milliseconds for a large hall.
-_PLACES_CACHE: TLRUCache = TLRUCache(
-    maxsize=32,
-    ttu=lambda _key, _places, now: now + settings.TICKETING_SEAT_MAP_PLACES_SECONDS,
-    timer=time.monotonic,
-)
-_PLACES_LOCK = threading.Lock()  # cachetools' caches are not thread-safe
+_PLACES = _KeptPerProcess(maxsize=32, seconds=lambda: settings.TICKETING_SEAT_MAP_PLACES_SECONDS)
 
 
 def _places(performance: Performance, *, fresh: bool = False) -> list[tuple]:
@@ -272,21 +283,21 @@ def _places(performance: Performance, *, fresh: bool = False) -> list[tuple]:
     seconds = settings.TICKETING_SEAT_MAP_PLACES_SECONDS
     key = (connection.settings_dict["NAME"], performance.pk, performance.created_at)
     if seconds and not fresh:
-        with _PLACES_LOCK:
-            kept = _PLACES_CACHE.get(key)
-        if kept is not None:
-            return kept
+        return _PLACES.get_or_make(key, lambda: _read_places(performance))
+    places = _read_places(performance)
+    if seconds:
+        _PLACES.put(key, places)  # a fresh read serves the next views too
+    return places
+
+
+def _read_places(performance: Performance) -> list[tuple]:
     rows = InventoryItem.objects.filter(performance=performance).values_list(
         "id", "seat_id", "section_id", "price_grade_id", "seat__label", "seat__x", "seat__y", "seat__is_accessible"
     )
     # Sorted here, not by the database: "ORDER BY id" tempts MariaDB into walking the
     # primary key of every performance's inventory instead of this one's index range
     # (measured: 28,000 rows read for a 2,400-place hall once 22 performances existed).
-    places = sorted(rows)
-    if seconds:
-        with _PLACES_LOCK:
-            _PLACES_CACHE[key] = places
-    return places
+    return sorted(rows)
 
 
 # Colours for a layout preview, before any event has priced the grade codes.

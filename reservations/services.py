@@ -611,7 +611,7 @@ def reservation_confirm(*, reservation: Reservation, actor=None, reason: str = "
         # booking can deadlock on that, and MariaDB then rolls one back: the hold is
         # retried, the payment synced again by its webhook or the reconciliation.
         hold_sql.lock_customer(reservation.user_id)
-        limit = reservation.performance.event.ticket_limit
+        limit = Performance.objects.values_list("event__ticket_limit", flat=True).get(pk=reservation.performance_id)
         others = hold_sql.live_places(
             user_id=reservation.user_id, performance_id=reservation.performance_id, now=now, excluding=reservation.pk
         )

@@ -123,7 +123,7 @@ def _insert_statement(model: type[Model], rows: int, vendor: str) -> tuple[list,
     """The fields written and the INSERT text for `rows` rows of `model`, made once."""
     meta = model._meta
     fields = [f for f in meta.local_concrete_fields if not f.generated and not (f.primary_key and f.db_returning)]
-    quote = connections[DEFAULT_DB_ALIAS].ops.quote_name
+    quote = default_connection().ops.quote_name
     placeholders = "(" + ", ".join(["%s"] * len(fields)) + ")"
     sql = (
         f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "
