@@ -47,6 +47,7 @@ docs/benchmarks.md.
 
 import argparse
 import asyncio
+import functools
 import itertools
 import json
 import math
@@ -310,10 +311,10 @@ def machine_busy_seconds() -> float:
     return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
 
 
-def cpu_snapshot(process: subprocess.Popen) -> dict[str, float]:
+def cpu_snapshot(process: subprocess.Popen, database: list[int]) -> dict[str, float]:
     return {
         "server": cpu_seconds([process.pid, *worker_pids(process.pid)]),
-        "mariadb": cpu_seconds(database_pids()),
+        "mariadb": cpu_seconds(database),
         "client": time.process_time(),
         "machine": machine_busy_seconds(),
     }
@@ -542,7 +543,10 @@ async def wait_ready(port: int, process: subprocess.Popen, seconds: float = 60) 
     raise RuntimeError(f"the server did not answer in time; last: {answer.status} {answer.error} {answer.body[:300]!r}")
 
 
-async def burst(world: World, port: int, args, seed: int) -> tuple[list[Customer], float]:
+async def burst(world: World, port: int, args, seed: int, snapshot) -> tuple[list[Customer], float, dict, dict]:
+    """Run one round; returns the customers, the wall time from the gate opening to the
+    last answer, and `snapshot()` (CPU counters) taken at both instants, so that the
+    customers' own setup before the gate is not counted as part of the burst."""
     blocks = private_blocks(world.rows, args.customers) if args.disjoint else [None] * args.customers
     customers = [
         Customer(i, key, random.Random(seed * 100_003 + i), blocks[i])
@@ -551,10 +555,12 @@ async def burst(world: World, port: int, args, seed: int) -> tuple[list[Customer
     go = asyncio.Event()
     tasks = [asyncio.create_task(customer_run(c, world, port, go, args)) for c in customers]
     await asyncio.sleep(0.2)  # every customer is waiting at the gate
+    before = snapshot()
     start = time.perf_counter()
     go.set()
     await asyncio.gather(*tasks)
-    return customers, time.perf_counter() - start
+    wall = time.perf_counter() - start
+    return customers, wall, before, snapshot()
 
 
 # --- Checks and results -------------------------------------------------------------
@@ -839,9 +845,8 @@ def main():
         for i in range(args.rounds):
             if args.waiting_room:
                 open_sale_with_waiting_room(world, args.waiting_room)
-            before = cpu_snapshot(process)
-            customers, wall = asyncio.run(burst(world, port, args, seed=args.seed + i))
-            after = cpu_snapshot(process)
+            snapshot = functools.partial(cpu_snapshot, process, database_pids())
+            customers, wall, before, after = asyncio.run(burst(world, port, args, args.seed + i, snapshot))
             rounds.append(summarise(customers, wall))
             cpu = {name: after[name] - before[name] for name in before}
             # Everything else: the kernel's share of loopback traffic, and any other load

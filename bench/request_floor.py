@@ -14,6 +14,7 @@ Results are recorded in docs/benchmarks.md ("The request floor").
 
 import argparse
 import asyncio
+import functools
 import os
 import secrets
 import sys
@@ -27,7 +28,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import flash_sale
 
 
-async def post_at_once(port: int, sessions: list[str], count: int) -> tuple[float, list[int]]:
+async def post_at_once(port: int, sessions: list[str], count: int, snapshot) -> tuple[float, list[int], dict, dict]:
+    """`count` POSTs at the same instant: the wall time, the statuses, and `snapshot()`
+    (CPU counters) taken as the gate opens and after the last answer."""
     go = asyncio.Event()
 
     async def one(key: str) -> int:
@@ -46,10 +49,12 @@ async def post_at_once(port: int, sessions: list[str], count: int) -> tuple[floa
 
     tasks = [asyncio.create_task(one(sessions[i % len(sessions)])) for i in range(count)]
     await asyncio.sleep(0.2)
+    before = snapshot()
     start = time.perf_counter()
     go.set()
     statuses = await asyncio.gather(*tasks)
-    return time.perf_counter() - start, statuses
+    wall = time.perf_counter() - start
+    return wall, statuses, before, snapshot()
 
 
 def main():
@@ -79,13 +84,12 @@ def main():
         process = flash_sale.start_server(args, env, port, log_path)
         asyncio.run(flash_sale.wait_ready(port, process))
         sessions = [key for _, key in world.sessions[: args.customers]]
-        asyncio.run(post_at_once(port, sessions, 20 * args.workers * args.threads))  # warm up
+        asyncio.run(post_at_once(port, sessions, 20 * args.workers * args.threads, dict))  # warm up
         print(f"server: {args.server}, {args.workers} workers x {args.threads} threads; {os.cpu_count()} cores")
         print("round  wall s  requests/s  statuses      CPU s: server  mariadb  client  other")
         for i in range(args.rounds):
-            before = flash_sale.cpu_snapshot(process)
-            wall, statuses = asyncio.run(post_at_once(port, sessions, args.requests))
-            after = flash_sale.cpu_snapshot(process)
+            snapshot = functools.partial(flash_sale.cpu_snapshot, process, flash_sale.database_pids())
+            wall, statuses, before, after = asyncio.run(post_at_once(port, sessions, args.requests, snapshot))
             cpu = {name: after[name] - before[name] for name in before}
             other = max(0.0, cpu.pop("machine") - sum(cpu.values()))
             counts = {s: statuses.count(s) for s in sorted(set(statuses))}
