@@ -24,7 +24,7 @@ One command does everything:
 3. warms every worker up, then releases all customers at the same instant. Each customer
    wants 2-4 adjacent seats, preferring the better grades (VIP 4 : R 3 : S 2 : A 1), and
    POSTs the hold form (fresh token, CSRF cookie + field, Origin header) over plain
-   HTTP/1.1 from an asyncio client (one connection per request, no think time) the way
+   HTTP/1.1 from an asyncio client on uvloop (one connection per request, no think time) the way
    the seat map's script does (Accept: application/json). A 200 naming the booking is a
    hold; a 409 lists the seats just taken and every seat gone since the map was drawn,
    which the customer greys out before trying other seats (up to `--attempts` tries).
@@ -41,8 +41,10 @@ One command does everything:
 
 Holds/s is successful holds over the wall time of the burst (first request sent to last
 answer read); latencies are of every hold request, connect to last byte, measured by the
-client, which shares the two cores with the server and MariaDB. Results are recorded in
-docs/benchmarks.md.
+client, which shares the two cores with the server and MariaDB (on uvloop, which costs it
+about half the CPU of asyncio's own loop; TICKETING_BENCH_LOOP=asyncio for that one). CPU is
+counted from the gate opening to the last answer. The machine's speed is printed as the
+time of a fixed loop before and after the rounds. Results are recorded in docs/benchmarks.md.
 """
 
 import argparse
@@ -303,12 +305,30 @@ def database_pids() -> list[int]:
     return pids
 
 
-def machine_busy_seconds() -> float:
-    """CPU time the whole machine spent not idle (all cores), from /proc/stat."""
+def machine_seconds() -> tuple[float, float]:
+    """CPU time the whole machine (all cores) spent busy, and the time the hypervisor
+    gave this virtual machine's cores to others ("steal"), from /proc/stat."""
     user, nice, system, _idle, _iowait, irq, softirq, steal = (
         int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]
     )
-    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    return (user + nice + system + irq + softirq) / tick, steal / tick
+
+
+def calibration_ms(repeat: int = 3) -> float:
+    """CPU milliseconds of a fixed pure-Python loop, the fastest of `repeat`.
+
+    This machine's speed drifts by a factor of two from one hour to the next (a shared
+    host): results of runs far apart compare only through this figure.
+    """
+    best = math.inf
+    for _ in range(repeat):
+        start = time.process_time()
+        total = 0
+        for i in range(2_000_000):
+            total += i * i % 7
+        best = min(best, time.process_time() - start)
+    return best * 1000
 
 
 def cpu_snapshot(process: subprocess.Popen, database: list[int]) -> dict[str, float]:
@@ -316,11 +336,24 @@ def cpu_snapshot(process: subprocess.Popen, database: list[int]) -> dict[str, fl
         "server": cpu_seconds([process.pid, *worker_pids(process.pid)]),
         "mariadb": cpu_seconds(database),
         "client": time.process_time(),
-        "machine": machine_busy_seconds(),
+        **dict(zip(("machine", "steal"), machine_seconds(), strict=True)),
     }
 
 
 # --- A minimal HTTP/1.1 client ----------------------------------------------------
+
+
+def run_client(coroutine):
+    """Run the load generator's coroutine; on uvloop unless TICKETING_BENCH_LOOP=asyncio.
+
+    The client shares the two cores with the server and MariaDB, so each of its
+    milliseconds is one the server does not get.
+    """
+    if os.environ.get("TICKETING_BENCH_LOOP") == "asyncio":
+        return asyncio.run(coroutine)
+    import uvloop
+
+    return uvloop.run(coroutine)
 
 
 @dataclass
@@ -742,6 +775,8 @@ def print_results(args, world: World, rounds: list[dict], checks: list[dict], qu
     print(f"customers:     {args.customers} {arrive}, 2-4 adjacent seats each, {wants}, up to {args.attempts} tries")
     client = "plain form, no JavaScript (--form)" if args.form else "as the seat map's script (JSON answers)"
     print(f"posting:       {client}")
+    before, after = args.calibration
+    print(f"machine speed: fixed loop {before:.0f} ms before the rounds, {after:.0f} ms after (lower is faster)")
     print()
     head = (
         "round  wall s  holds  seats  holds/s  req/s   p50 ms  p95 ms  p99 ms  max ms  conflicts  errors  oversold"
@@ -763,8 +798,11 @@ def print_results(args, world: World, rounds: list[dict], checks: list[dict], qu
             f"round {i}: median 302 {r['hold_p50']:.0f} ms, median 409 {r['conflict_p50']:.0f} ms; "
             f"outcomes {dict(r['outcomes'])}; {tries}"
         )
-        cpu = ", ".join(f"{name} {seconds:.2f}" for name, seconds in r["cpu"].items())
-        print(f"    CPU seconds during the burst: {cpu} (of {r['wall'] * (os.cpu_count() or 1):.2f} available)")
+        cpu = ", ".join(f"{name} {seconds:.2f}" for name, seconds in r["cpu"].items() if name != "steal")
+        print(
+            f"    CPU seconds during the burst: {cpu} (of {r['wall'] * (os.cpu_count() or 1):.2f} available; "
+            f"{r['cpu']['steal']:.2f} taken by the host for other machines)"
+        )
         if args.waiting_room:
             print(
                 f"    waiting room: median time in line {r['line_p50']:.1f} s, longest {r['line_max']:.1f} s, "
@@ -839,24 +877,28 @@ def main():
         print(f"setup:         {time.perf_counter() - started:.1f} s (migrate, seed, collectstatic, sessions)")
         port = free_port()
         process = start_server(args, env, port, log_path)
-        asyncio.run(wait_ready(port, process))
-        asyncio.run(warm_up(world, port, rounds=4 * args.workers * args.threads))
+        run_client(wait_ready(port, process))
+        run_client(warm_up(world, port, rounds=4 * args.workers * args.threads))
         rounds, checks = [], []
+        args.calibration = [calibration_ms()]
         for i in range(args.rounds):
             if args.waiting_room:
                 open_sale_with_waiting_room(world, args.waiting_room)
             snapshot = functools.partial(cpu_snapshot, process, database_pids())
-            customers, wall, before, after = asyncio.run(burst(world, port, args, args.seed + i, snapshot))
+            customers, wall, before, after = run_client(burst(world, port, args, args.seed + i, snapshot))
             rounds.append(summarise(customers, wall))
             cpu = {name: after[name] - before[name] for name in before}
             # Everything else: the kernel's share of loopback traffic, and any other load
             # on the machine (which makes a run unrepresentative: see "other").
+            steal = cpu.pop("steal")
             cpu["other"] = max(0.0, cpu.pop("machine") - sum(cpu.values()))
+            cpu["steal"] = steal
             rounds[-1]["cpu"] = cpu
             checks.append(check_database(world, customers))
             if i < args.rounds - 1:
                 reset(world)
                 time.sleep(1)
+        args.calibration.append(calibration_ms())
         stop_server(process)
         if args.waiting_room:  # the in-process customers below hold without queueing
             from events.models import Performance
