@@ -13,6 +13,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
+from reservations.forms import IdListField
 from reservations.models import InventoryItem, Reservation, free_condition, held_condition
 from reservations.services import inventory_block, inventory_create, inventory_unblock, missing_grade_codes
 
@@ -432,7 +433,12 @@ class PerformanceAdmin(admin.ModelAdmin):
         if request.method == "POST":
             if not self.has_change_permission(request, performance):
                 raise PermissionDenied
-            ids = [int(v) for v in request.POST.getlist("items") if v.isdigit()]
+            try:
+                # A whole hall's places at most.
+                ids = IdListField(required=False, max_count=50_000).clean(request.POST.getlist("items"))
+            except ValidationError as exc:
+                self.message_user(request, exc.messages[0], messages.ERROR)
+                return redirect("admin:events_performance_seats", pk=performance.pk)
             if not ids:
                 self.message_user(request, _("Choose seats on the map first."), messages.WARNING)
             elif "block" in request.POST:

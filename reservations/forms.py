@@ -13,20 +13,32 @@ FORM_EXPIRED = {
 }
 
 
+# The largest primary key the database can hold (BigAutoField): a larger "id" is no
+# place at all, and the database drivers refuse to send it.
+MAX_ID = 2**63 - 1
+
+
 class IdListField(forms.Field):
-    """Several values of one name (`items=12&items=13`), each a positive integer."""
+    """Several values of one name (`items=12&items=13`), each a primary key: a positive
+    integer the database can hold, at most `max_count` of them (a form a customer can
+    send has a few; a tampered one could send a million)."""
 
     widget = forms.MultipleHiddenInput
+    damaged = _("The seat selection was damaged. Please reload the page.")
+
+    def __init__(self, *, max_count: int = 100, **kwargs):
+        super().__init__(**kwargs)
+        self.max_count = max_count
 
     def to_python(self, value):
         if not value:
             return []
-        try:
-            ids = [int(v) for v in value]
-        except (TypeError, ValueError):
-            raise ValidationError(_("The seat selection was damaged. Please reload the page.")) from None
-        if any(i <= 0 for i in ids):
-            raise ValidationError(_("The seat selection was damaged. Please reload the page."))
+        if isinstance(value, str) or len(value) > self.max_count:
+            raise ValidationError(self.damaged)
+        # ASCII digits only: int() also reads "٣" and " 12 ", which no form sends.
+        ids = [int(v) if isinstance(v, str) and v.isascii() and v.isdigit() else None for v in value]
+        if any(i is None or not 0 < i <= MAX_ID for i in ids):
+            raise ValidationError(self.damaged)
         return ids
 
 

@@ -50,6 +50,15 @@ def test_staff_block_and_unblock_free_seats_only(staff, performance):
     assert InventoryItem.objects.get(pk=a1.pk).status == "available"
 
 
+@pytest.mark.parametrize("value", [str(2**63), "99999999999999999999999", "²", "x"])
+def test_staff_block_with_a_damaged_seat_list_changes_nothing(staff, performance, value):
+    (a1,) = seat_items(performance, A1)
+    response = staff.post(seats_url(performance), {"block": "1", "items": [a1.pk, value]}, follow=True)
+    assert response.status_code == 200
+    assert "The seat selection was damaged" in response.content.decode()
+    assert not InventoryItem.objects.filter(status="blocked").exists()
+
+
 def test_seat_view_needs_staff_and_change_permission_to_block(client, performance):
     (a1,) = seat_items(performance, A1)
     assert client.get(seats_url(performance)).status_code == 302

@@ -82,13 +82,20 @@ def test_a_seat_taken_a_second_ago_is_named_and_the_map_redrawn(client, alice, b
     [
         ({"items": ["abc"]}, "The seat selection was damaged"),
         ({"items": ["-3"]}, "The seat selection was damaged"),
+        ({"items": ["0"]}, "The seat selection was damaged"),
+        ({"items": [str(2**63)]}, "The seat selection was damaged"),  # past any id: a 500 once
+        ({"items": ["99999999999999999999999"]}, "The seat selection was damaged"),
+        ({"items": ["١٢"]}, "The seat selection was damaged"),  # digits, but not ASCII ones
+        ({"items": [" 12"]}, "The seat selection was damaged"),
+        ({"items": [str(i) for i in range(1, 102)]}, "The seat selection was damaged"),  # 101 ids
         ({}, "Choose at least one seat"),
         ({"token": ""}, "The form was incomplete"),
     ],
 )
-def test_tampered_or_empty_forms_change_nothing(client, alice, performance, data, message):
+@pytest.mark.parametrize("accept", ["text/html", "application/json"])
+def test_tampered_or_empty_forms_change_nothing(client, alice, performance, data, message, accept):
     client.force_login(alice)
-    response = client.post(hold_url(performance), {"token": "t", **data})
+    response = client.post(hold_url(performance), {"token": "t", **data}, HTTP_ACCEPT=accept)
     assert response.status_code == 400
     assert message in response.content.decode()
     assert not Reservation.objects.exists()
