@@ -45,9 +45,12 @@ def render_seat_map(
     grades = {grade.id: grade for grade in seat_map.grades}
     grade_by_code = {grade.code: grade for grade in seat_map.grades}
     width, height = max(layout.width, 200), max(layout.height, 120)
+    # A map to pick seats on is a group of checkboxes; role="img" would hide them from
+    # screen readers (an image's children are presentational).
+    role = "group" if selectable or staff_states is not None else "img"
     parts = [
         f'<svg class="seatmap" viewBox="0 0 {width} {height}" xmlns="http://www.w3.org/2000/svg" '
-        f'role="img" aria-labelledby="seatmap-title"><title id="seatmap-title">{escape(_("Seat map"))}</title>',
+        f'role="{role}" aria-labelledby="seatmap-title"><title id="seatmap-title">{escape(_("Seat map"))}</title>',
         f'<rect class="stage" x="{MARGIN}" y="{MARGIN}" width="{width - 2 * MARGIN}" height="{STAGE_HEIGHT}" rx="6"/>',
         f'<text class="stage-label" x="{width // 2}" y="{MARGIN + STAGE_HEIGHT // 2 + 5}" text-anchor="middle">'
         f"{escape(layout.stage_label)}</text>",

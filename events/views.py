@@ -7,6 +7,7 @@ from django.core.paginator import Paginator
 from django.http import Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
+from django.utils.cache import add_never_cache_headers
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_safe
 
@@ -201,7 +202,7 @@ def render_performance_page(
         initial={"token": token},
     )
     grades = {grade.code: {"name": grade.display_name, "price": grade.price} for grade in seat_map.grades}
-    return render(
+    response = render(
         request,
         "events/performance_detail.html",
         {
@@ -224,3 +225,6 @@ def render_performance_page(
         },
         status=status,
     )
+    # Live seats and a one-time form token: Back or a proxy must never show a stored copy.
+    add_never_cache_headers(response)
+    return response

@@ -82,6 +82,10 @@ def payment_start(*, reservation: Reservation, method: str, now: dt.datetime | N
         raise PaymentError(_("Choose a payment method."))
     if reservation.status not in Reservation.LIVE_HOLD_STATUSES or reservation.is_expired(now):
         raise PaymentError(_("Your hold has expired. Please choose seats again."))
+    try:
+        reservation_services.check_payable(reservation.performance, now)
+    except reservation_services.PerformanceGone as exc:
+        raise PaymentError(exc.message) from exc
     if reservation.payments.filter(status__in=[Payment.Status.AWAITING_DEPOSIT, Payment.Status.PAID]).exists():
         raise PaymentError(_("This booking is already paid or waiting for your deposit."))
     payment = Payment.objects.create(
@@ -189,6 +193,9 @@ def _apply(remote: GatewayPayment, source: str) -> SyncResult:
             reservation_services.reservation_confirm(reservation=reservation, reason=f"paid ({source})")
         except reservation_services.OverLimit as exc:
             why = _("Your payment arrived after your hold ended. %(reason)s So it is being refunded in full.")
+            return _owe_refund(payment, remote, why % {"reason": exc.message})
+        except reservation_services.PerformanceGone as exc:
+            why = _("%(reason)s Your payment is being refunded in full.")
             return _owe_refund(payment, remote, why % {"reason": exc.message})
         except reservation_services.ReservationError:
             return _owe_refund(

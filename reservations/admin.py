@@ -4,6 +4,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
+from events.models import Performance
 from ticketing.admin_helpers import ReadOnlyTabularInline, ServiceWrittenAdmin
 from ticketing.formatting import krw
 
@@ -17,10 +18,53 @@ class ReservationLineInline(ReadOnlyTabularInline):
 
 
 class ReservationTransitionInline(ReadOnlyTabularInline):
-    """The state history: append-only, so read-only here."""
+    """The state history: append-only, so read-only here; states and the engine's
+    reasons in the reader's language."""
 
     model = ReservationTransition
-    fields = ["at", "from_status", "to_status", "actor", "reason"]
+    fields = ["at", "from_state", "to_state", "actor", "why"]
+
+    @admin.display(description=gettext_lazy("from"))
+    def from_state(self, obj):
+        return obj.from_status_label()
+
+    @admin.display(description=gettext_lazy("to"))
+    def to_state(self, obj):
+        return obj.to_status_label()
+
+    @admin.display(description=gettext_lazy("reason"))
+    def why(self, obj):
+        return obj.reason_label()
+
+
+class PerformanceFilter(admin.SimpleListFilter):
+    """One performance of the event chosen in the event filter (a long run has
+    hundreds: they are listed once an event is chosen)."""
+
+    title = gettext_lazy("performance")
+    parameter_name = "performance"
+    event_parameter = "performance__event__id__exact"
+
+    def lookups(self, request, model_admin):
+        event_id = request.GET.get(self.event_parameter, "")
+        if _is_id(event_id):
+            performances = Performance.objects.filter(event_id=event_id)
+        elif _is_id(self.value()):  # a chosen performance stays listed, to show what is filtered
+            performances = Performance.objects.filter(pk=self.value())
+        else:
+            return []
+        performances = performances.only("starts_at").order_by("starts_at")
+        return [(str(p.pk), f"{timezone.localtime(p.starts_at):%Y-%m-%d %H:%M}") for p in performances]
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if not value:
+            return queryset
+        return queryset.filter(performance_id=value) if _is_id(value) else queryset.none()
+
+
+def _is_id(value: str | None) -> bool:
+    return bool(value) and value.isascii() and value.isdigit() and int(value) < 2**63
 
 
 class EffectiveStatusFilter(admin.SimpleListFilter):
@@ -48,7 +92,12 @@ class EffectiveStatusFilter(admin.SimpleListFilter):
 @admin.register(Reservation)
 class ReservationAdmin(ServiceWrittenAdmin):
     list_display = ["code", "user", "performance", "status_now", "places", "total", "expires_at", "created_at"]
-    list_filter = [EffectiveStatusFilter, "performance__event", ("created_at", admin.DateFieldListFilter)]
+    list_filter = [
+        EffectiveStatusFilter,
+        "performance__event",
+        PerformanceFilter,
+        ("created_at", admin.DateFieldListFilter),
+    ]
     search_fields = ["code", "user__email", "user__name", "lines__label"]
     list_select_related = ["user", "performance__event"]
     readonly_fields = [

@@ -40,13 +40,21 @@ def _placeholders(count: int) -> str:
 def seat_rows(*, performance_id: int, item_ids, now: dt.datetime, user_id: int, request_token: str) -> list[tuple]:
     """For those of `item_ids` that are numbered seats of this performance:
     (item id, seat label, y, x, grade code, grade name, price, holder id, free now,
-    earlier), where `earlier` is the id of the customer's reservation made with this
-    form's token, if the form was submitted before (the same on every row)."""
+    earlier, the customer's), where `earlier` is the id of the customer's reservation
+    made with this form's token, if the form was submitted before (the same on every
+    row), and `the customer's` is 1 if the holder is one of the customer's own
+    reservations (live or not: it matters only for a seat that is not free)."""
     connection = default_connection()
     with connection.cursor() as cursor:
         cursor.execute(
             _seat_rows_sql(len(item_ids)),
-            [connection.ops.adapt_datetimefield_value(now), user_id, request_token, performance_id, *item_ids],
+            [
+                connection.ops.adapt_datetimefield_value(now),
+                *(user_id, request_token),
+                user_id,
+                performance_id,
+                *item_ids,
+            ],
         )
         return cursor.fetchall()
 
@@ -58,7 +66,9 @@ def _seat_rows_sql(count: int) -> str:
     return f"""
         SELECT i.id, s.label, s.y, s.x, g.code, g.name, g.price, i.reservation_id,
                CASE WHEN {FREE_SQL} THEN 1 ELSE 0 END,
-               (SELECT r.id FROM {t["Reservation"]} r WHERE r.user_id = %s AND r.request_token = %s)
+               (SELECT r.id FROM {t["Reservation"]} r WHERE r.user_id = %s AND r.request_token = %s),
+               CASE WHEN i.reservation_id IS NULL THEN 0 ELSE
+                 (SELECT COUNT(*) FROM {t["Reservation"]} h WHERE h.id = i.reservation_id AND h.user_id = %s) END
         FROM {t["InventoryItem"]} i
         JOIN {t["Seat"]} s ON s.id = i.seat_id
         JOIN {t["PriceGrade"]} g ON g.id = i.price_grade_id

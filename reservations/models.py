@@ -7,6 +7,7 @@ conditional UPDATE on rows that are free, where "free" includes holds whose
 `held_until` has passed (expiry is lazy; the sweeper only tidies).
 """
 
+import re
 import secrets
 
 from django.conf import settings
@@ -229,3 +230,38 @@ class ReservationTransition(models.Model):
 
     def __str__(self):
         return f"{self.from_status or '-'} → {self.to_status}"
+
+    def from_status_label(self) -> str:
+        return Reservation.Status(self.from_status).label if self.from_status else "-"
+
+    def to_status_label(self) -> str:
+        return Reservation.Status(self.to_status).label
+
+    def reason_label(self) -> str:
+        """The reason in the reader's language where the engine wrote it; what staff
+        or a refund typed is shown as written."""
+        if self.reason in ENGINE_REASONS:
+            return str(ENGINE_REASONS[self.reason])
+        source = re.fullmatch(r"paid \((\w+)\)", self.reason)
+        if source:
+            return _("paid (%(source)s)") % {"source": PAYMENT_SOURCES.get(source[1], source[1])}
+        return self.reason
+
+
+# The reasons the services record (kept in English in the database, where they are
+# searched and compared), by what the history shows.
+ENGINE_REASONS = {
+    "changed seats": _("changed seats"),
+    "hold time ran out": _("hold time ran out"),
+    "released by staff": _("released by staff"),
+    "released by customer": _("released by customer"),
+    "payment window failed": _("payment window failed"),
+    "payment failed": _("payment failed"),
+}
+PAYMENT_SOURCES = {
+    "callback": _("back from the payment window"),
+    "redirect": _("back from the payment window"),
+    "webhook": _("I'mport notification"),
+    "reconcile": _("reconciliation"),
+    "staff": _("checked by staff"),
+}

@@ -66,17 +66,28 @@ class ReservationError(Exception):
 
 
 class SeatsTaken(ReservationError):
-    def __init__(self, labels: list[str], item_ids: list[int]):
+    """Seats gone: `labels` and `item_ids` of all of them; `yours` are the labels of
+    those the customer has already, in another of their bookings (a second tab)."""
+
+    def __init__(self, labels: list[str], item_ids: list[int], yours: list[str] = ()):
         self.labels = labels
         self.item_ids = list(item_ids)
-        super().__init__(
-            ngettext(
+        others = [label for label in labels if label not in yours]
+        if others:
+            message = ngettext(
                 "Sorry, this seat was just taken by someone else: %(seats)s. Please choose another.",
                 "Sorry, these seats were just taken by someone else: %(seats)s. Please choose others.",
+                len(others),
+            ) % {"seats": ", ".join(others)}
+        else:
+            message = ngettext(
+                "You already have this seat in another booking: %(seats)s. "
+                "Pay for that booking or release it in My bookings.",
+                "You already have these seats in another booking: %(seats)s. "
+                "Pay for that booking or release it in My bookings.",
                 len(labels),
-            )
-            % {"seats": ", ".join(labels)}
-        )
+            ) % {"seats": ", ".join(labels)}
+        super().__init__(message)
 
 
 class InvalidTransition(ReservationError):
@@ -86,6 +97,24 @@ class InvalidTransition(ReservationError):
 class OverLimit(ReservationError):
     """A late payment for a hold that ended, after which the customer booked other
     places up to the limit: confirming it would pass the limit (payments refund it)."""
+
+
+class PerformanceGone(ReservationError):
+    """The performance was cancelled or has started: nothing more is sold for it, not
+    even to a payment already under way (payments refund it)."""
+
+
+def check_payable(performance: Performance, now: dt.datetime) -> None:
+    """Raise PerformanceGone unless a hold of this performance may still be paid for.
+
+    Sales closing while a customer is at checkout does not stop them: the hold was
+    granted while on sale and lasts its minutes. A cancellation or the curtain does.
+    """
+    state = performance.sales_state(now)
+    if state == "cancelled":
+        raise PerformanceGone(_("This performance has been cancelled."))
+    if state == "past":
+        raise PerformanceGone(_("This performance has already started."))
 
 
 # --- Helpers ------------------------------------------------------------------
@@ -206,7 +235,7 @@ def reservation_hold(
     if selection.quantity == 0:
         raise ReservationError(_("Choose at least one seat."))
 
-    seat_lines, taken, earlier_id = _seat_lines(
+    seat_lines, taken, yours, earlier_id = _seat_lines(
         performance, selection, now, user=user, token=request_token, replace=replace
     )
     # Seat holds learned from the seat read whether there is one to fetch.
@@ -220,7 +249,7 @@ def reservation_hold(
         # Seats already gone when we looked are refused without a transaction, which
         # makes the common "just taken" answer cheap on a busy on-sale. A read may only
         # refuse, never grant: granting is the conditional UPDATE in _claim_seats.
-        raise SeatsTaken([line.label for line in taken], [line.item_id for line in taken])
+        raise SeatsTaken([line.label for line in taken], [line.item_id for line in taken], yours)
     try:
         with transaction.atomic():
             return _hold_locked(
@@ -327,9 +356,10 @@ def _seat_lines(
     user,
     token: str,
     replace: Reservation | None,
-) -> tuple[list[ReservationLine], list[ReservationLine], int | None]:
+) -> tuple[list[ReservationLine], list[ReservationLine], list[str], int | None]:
     """The lines the chosen seats would get (unsaved), those of seats already taken,
-    and the id of the reservation this form's earlier submission made, if any.
+    the labels of those taken by the customer's own bookings, and the id of the
+    reservation this form's earlier submission made, if any.
 
     One read, before any lock: the seat, grade and price frozen onto the booking (the
     prices the customer was shown; a price changed in the milliseconds before the claim
@@ -339,7 +369,7 @@ def _seat_lines(
     """
     item_ids = selection.item_ids
     if not item_ids:
-        return [], [], None
+        return [], [], [], None
     rows = hold_sql.seat_rows(
         performance_id=performance.pk, item_ids=item_ids, now=now, user_id=user.pk, request_token=token
     )
@@ -347,15 +377,17 @@ def _seat_lines(
         raise ReservationError(
             _("Some of the chosen seats are not part of this performance. Please reload the page and choose again.")
         )
-    lines, taken = [], []
-    for pk, label, _y, _x, code, name, price, holder, is_free, _earlier in sorted(
+    lines, taken, yours = [], [], []
+    for pk, label, _y, _x, code, name, price, holder, is_free, _earlier, is_yours in sorted(
         rows, key=lambda r: (r[2], r[3], r[0])
     ):
         line = _line(pk, label, code, name, price)
         lines.append(line)
         if not is_free and (replace is None or holder != replace.pk):
             taken.append(line)
-    return lines, taken, rows[0][9]
+            if is_yours:
+                yours.append(label)
+    return lines, taken, yours, rows[0][9]
 
 
 def _lock_own_hold(reservation: Reservation, *, user, performance: Performance, now: dt.datetime) -> Reservation:
@@ -445,16 +477,18 @@ def best_available_seats(*, performance: Performance, grade: PriceGrade, quantit
     Only a suggestion read from a snapshot: the hold still claims them with the
     conditional UPDATE, and the caller tries the next block if one was just taken.
     Best means nearest the stage, then nearest the centre, and never leaving a single
-    empty seat stranded beside the block when another block avoids it.
+    empty seat stranded beside the block when another block avoids it. Wheelchair
+    spaces are never handed out this way: they are chosen on the map, by those who
+    need them (as Korean sites sell 휠체어석 apart).
     """
     now = now or timezone.now()
     rows: dict[tuple[int, str], list[tuple[int, int, int, bool]]] = {}
-    for item_id, section_id, row, x, y, is_free in (
+    for item_id, section_id, row, x, y, is_free, is_accessible in (
         InventoryItem.objects.filter(performance=performance, price_grade=grade, seat__isnull=False)
         .annotate(is_free=ExpressionWrapper(free_condition(now), output_field=BooleanField()))
-        .values_list("pk", "section_id", "seat__row", "seat__x", "seat__y", "is_free")
+        .values_list("pk", "section_id", "seat__row", "seat__x", "seat__y", "is_free", "seat__is_accessible")
     ):
-        rows.setdefault((section_id, row), []).append((x, y, item_id, is_free))
+        rows.setdefault((section_id, row), []).append((x, y, item_id, is_free and not is_accessible))
     layout_centre = performance.layout.width / 2
     candidates = []
     for seats in rows.values():
@@ -593,7 +627,8 @@ def reservation_confirm(*, reservation: Reservation, actor=None, reason: str = "
     A late payment still confirms if nobody has taken the places since the hold
     expired, and if the customer has not since held or bought others up to the limit
     (an expired hold's places stop counting towards it); otherwise ReservationError
-    (OverLimit for the limit) is raised and the caller must refund.
+    (OverLimit for the limit) is raised and the caller must refund. So it must when
+    the performance has been cancelled or has started (PerformanceGone).
     """
     now = now or timezone.now()
     reservation = _locked(reservation)
@@ -603,6 +638,7 @@ def reservation_confirm(*, reservation: Reservation, actor=None, reason: str = "
         raise InvalidTransition(
             _("A booking that is %(status)s cannot be confirmed.") % {"status": reservation.get_status_display()}
         )
+    check_payable(Performance.objects.only("status", "starts_at").get(pk=reservation.performance_id), now)
     expected = reservation.lines.count()
     if reservation.is_expired(now):
         # The customer's lock keeps the count below true until this commits (a hold in

@@ -1,7 +1,10 @@
+from collections import Counter
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import redirect_to_login
-from django.db.models import prefetch_related_objects
+from django.core.paginator import Paginator
+from django.db.models import Q, prefetch_related_objects
 from django.http import Http404, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -190,17 +193,22 @@ def release(request, code):
 @login_required
 @require_safe
 def booking_list(request):
+    """Upcoming bookings and live holds in full, by date; everything else (past shows,
+    expired, released and cancelled bookings) a page at a time, latest show first."""
     now = timezone.now()
-    reservations = list(
+    mine = (
         Reservation.objects.filter(user=request.user)
         .select_related("performance__event__venue")
         .prefetch_related("lines")
-        .order_by("performance__starts_at", "-created_at")[:200]
     )
-    current, past = [], []
-    for reservation in reservations:
+    live = Q(status=Reservation.Status.CONFIRMED) | Q(status__in=Reservation.LIVE_HOLD_STATUSES, expires_at__gt=now)
+    current = list(mine.filter(live, performance__starts_at__gt=now).order_by("performance__starts_at", "-created_at"))
+    others = mine.exclude(pk__in=[r.pk for r in current]).order_by("-performance__starts_at", "-created_at")
+    past = Paginator(others, 20).get_page(request.GET.get("page"))
+    for reservation in [*current, *past]:
         reservation.status_now = reservation.effective_status(now)
-        live = reservation.status_now in ("held", "pending_payment", "confirmed")
-        (current if live and reservation.performance.starts_at > now else past).append(reservation)
-    past.sort(key=lambda r: r.performance.starts_at, reverse=True)
-    return render(request, "reservations/list.html", {"current": current, "past": past})
+        reservation.seconds_now = reservation.seconds_left(now)
+        counts = Counter(line.label for line in reservation.lines.all())
+        reservation.places = ", ".join(label if n == 1 else f"{label} × {n}" for label, n in counts.items())
+    has_held = any(r.status_now == Reservation.Status.HELD for r in current)
+    return render(request, "reservations/list.html", {"current": current, "past": past, "has_held": has_held})

@@ -289,3 +289,13 @@ def test_a_missing_performance_is_kept_missing_for_the_second_too(performance, p
     assert len(again) == 0
     clock[0] += 1.5
     assert selectors.published_performance(**find) is not None
+
+
+def test_the_seat_map_page_is_never_stored(client, alice, performance):
+    # Live seats and a one-time form token: Back must not show a stored copy, nor may a proxy.
+    for signed_in in (False, True):
+        if signed_in:
+            client.force_login(alice)
+        response = client.get(performance.get_absolute_url())
+        assert response.status_code == 200
+        assert "no-store" in response["Cache-Control"] and "private" in response["Cache-Control"]

@@ -146,6 +146,59 @@ def test_a_late_payment_past_the_limit_is_refunded_with_the_reason(fake_iamport,
     assert reservation.status != "confirmed"
 
 
+# The curtain went up a minute ago (sales closed before it, as they must).
+STARTED = {
+    "starts_at": timezone.now() - dt.timedelta(minutes=1),
+    "sales_close_at": timezone.now() - dt.timedelta(minutes=2),
+}
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"status": "cancelled"}, "This performance has been cancelled."),
+        (STARTED, "This performance has already started."),
+    ],
+)
+def test_a_payment_for_a_cancelled_or_started_performance_is_refunded(fake_iamport, alice, performance, change, reason):
+    # The customer was at checkout when staff cancelled the show (or the deposit came
+    # in after the curtain): no ticket, the money back.
+    reservation = hold(alice, performance, A1)
+    payment = start(reservation)
+    type(performance).objects.filter(pk=performance.pk).update(**change)
+    rsp = checkout(fake_iamport, payment)
+
+    result = services.payment_sync(imp_uid=rsp["imp_uid"], source="webhook")
+
+    assert result.outcome == "refund_owed"  # and refunded at once, below
+    assert result.message == f"{reason} Your payment is being refunded in full."
+    payment.refresh_from_db()
+    assert payment.status == "cancelled" and payment.refunded_amount == payment.amount
+    reservation.refresh_from_db()
+    assert reservation.status != "confirmed"
+    assert not InventoryItem.objects.filter(reservation=reservation, status="sold").exists()
+
+
+@pytest.mark.parametrize("change", [{"status": "cancelled"}, STARTED])
+def test_no_payment_starts_for_a_cancelled_or_started_performance(fake_iamport, alice, performance, change):
+    reservation = hold(alice, performance, A1)
+    type(performance).objects.filter(pk=performance.pk).update(**change)
+    reservation = Reservation.objects.get(pk=reservation.pk)
+    with pytest.raises(services.PaymentError, match=r"cancelled|already started"):
+        start(reservation)
+    assert not Payment.objects.exists()
+    reservation.refresh_from_db()
+    assert reservation.status == "held"
+
+
+def test_a_payment_still_confirms_after_sales_close_during_checkout(fake_iamport, alice, performance):
+    reservation = hold(alice, performance, A1)
+    payment = start(reservation)
+    type(performance).objects.filter(pk=performance.pk).update(sales_close_at=timezone.now() - dt.timedelta(seconds=1))
+    rsp = checkout(fake_iamport, payment)
+    assert services.payment_sync(imp_uid=rsp["imp_uid"], source="callback").outcome == "paid"
+
+
 def test_virtual_account_waits_for_the_deposit_and_keeps_the_seats(
     fake_iamport, alice, performance, mailoutbox, django_capture_on_commit_callbacks
 ):

@@ -101,3 +101,34 @@ def test_staff_release_a_hold_recording_who(staff, performance):
     assert reservation.status == "released"
     assert reservation.transitions.last().actor.is_staff
     assert Reservation.objects.get(pk=confirmed.pk).status == "confirmed"
+
+
+def test_bookings_filter_by_one_performance_of_the_event(staff, performance):
+    from events.tests.factories import PerformanceFactory
+
+    other = PerformanceFactory(event=performance.event, layout=performance.layout)
+    here, there = hold(UserFactory(), performance, A1), hold(UserFactory(), other, A1)
+    url = reverse("admin:reservations_reservation_changelist")
+    event = {"performance__event__id__exact": performance.event_id}
+    page = staff.get(url, event).content.decode()
+    assert f"?performance={other.pk}&amp;performance__event__id__exact" in page  # listed once an event is chosen
+    page = staff.get(url, {**event, "performance": performance.pk}).content.decode()
+    assert here.code in page and there.code not in page
+    # A chosen performance filters on its own too (a link from elsewhere), and stays listed.
+    page = staff.get(url, {"performance": other.pk}).content.decode()
+    assert there.code in page and here.code not in page
+    response = staff.get(url, {"performance": "x"})  # tampered: no filter, not a 500
+    assert response.status_code == 200 and here.code in response.content.decode()
+
+
+def test_the_history_reads_in_the_staffs_language(staff, performance, settings):
+    reservation = hold(UserFactory(), performance, A1, now=timezone.now() - dt.timedelta(hours=1))
+    from reservations.services import holds_expire
+
+    holds_expire()
+    detail = reverse("admin:reservations_reservation_change", args=[reservation.pk])
+    page = staff.get(detail, HTTP_ACCEPT_LANGUAGE="ko").content.decode()
+    assert "만료" in page and "선점 시간 종료" in page
+    assert "hold time ran out" not in page and ">expired<" not in page
+    page = staff.get(detail).content.decode()  # English
+    assert "hold time ran out" in page

@@ -123,3 +123,42 @@ def test_in_a_rush_the_customer_waits_their_turn_then_gets_the_seat_map(live_ser
     [seat] = seat_items(performance, "1층 A구역 A열 1번")
     page.locator(f'circle[data-item="{seat.pk}"]').click()
     assert page.locator("#selection-count").inner_text() == "1"
+
+
+def test_the_map_stays_reachable_by_keyboard_and_screen_reader_after_a_seat_is_taken(live_server, page, performance):
+    from reservations.tests.factories import hold
+
+    sign_in(page, live_server, UserFactory())
+    page.goto(live_server.url + performance.get_absolute_url())
+    # Seats are checkboxes in a named group: an image's children would be hidden.
+    seat_map = page.get_by_role("group", name="Seat map")
+    assert seat_map.get_by_role("checkbox", name=re.compile("1층 A구역 A열 1번")).count() == 1
+    (seat_a1,) = seat_items(performance, "1층 A구역 A열 1번")
+    page.locator(f'circle[data-item="{seat_a1.pk}"]').click()  # A1 is now the map's tab stop
+    hold(UserFactory(), performance, "1층 A구역 A열 1번")
+    page.get_by_role("button", name="Hold these seats").click()
+    page.get_by_role("alert").filter(has_text="just taken").wait_for()
+
+    assert page.locator(f'circle[data-item="{seat_a1.pk}"]').get_attribute("tabindex") is None
+    # Another seat took over as the tab stop, so Tab still reaches the map.
+    assert page.locator('circle[role=checkbox][tabindex="0"]').count() == 1
+
+
+def test_back_from_checkout_draws_a_fresh_form(live_server, page, performance):
+    customer = UserFactory()
+    sign_in(page, live_server, customer)
+    page.goto(live_server.url + performance.get_absolute_url())
+    first_token = page.locator("#hold-form input[name=token]").input_value()
+    (seat_a1,) = seat_items(performance, "1층 A구역 A열 1번")
+    page.locator(f'circle[data-item="{seat_a1.pk}"]').click()
+    page.get_by_role("button", name="Hold these seats").click()
+    page.wait_for_url(re.compile(r"/my/bookings/T\w+/$"))
+
+    page.go_back()
+    page.wait_for_load_state()
+    # Not the stored copy, whose token already made the hold: a new token, today's map.
+    page.wait_for_function(
+        "token => document.querySelector('#hold-form input[name=token]').value !== token", arg=first_token
+    )
+    assert page.get_by_role("button", name="Hold these seats").is_enabled()
+    assert "taken" in page.locator(f'circle[data-item="{seat_a1.pk}"]').get_attribute("class")

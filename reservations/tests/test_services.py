@@ -9,6 +9,7 @@ from reservations.models import InventoryItem, Reservation
 from reservations.services import (
     InvalidTransition,
     OverLimit,
+    PerformanceGone,
     ReservationError,
     SeatsTaken,
     Selection,
@@ -86,6 +87,32 @@ def test_a_seat_just_taken_is_named_and_nothing_changes(alice, bob, performance)
     assert statuses(performance)[A3] == "available"
     assert not Reservation.objects.filter(user=bob).exists()
     assert set(InventoryItem.objects.filter(reservation=first).values_list("seat__label", flat=True)) == {A1, A2}
+
+
+def test_a_seat_the_customer_already_has_is_not_said_to_be_someone_elses(alice, bob, performance):
+    # A second tab: the seat is hers already, in a hold (or a booking) of her own.
+    mine = hold(alice, performance, A1)
+    with pytest.raises(SeatsTaken) as excinfo:
+        hold(alice, performance, A1)
+    assert excinfo.value.message == (
+        f"You already have this seat in another booking: {A1}. Pay for that booking or release it in My bookings."
+    )
+    reservation_confirm(reservation=mine)
+    with pytest.raises(SeatsTaken, match="You already have this seat"):
+        hold(alice, performance, A1, A3)
+    # Mixed with someone else's seat, that one is named as taken; both are greyed out.
+    hold(bob, performance, A2)
+    with pytest.raises(SeatsTaken) as excinfo:
+        hold(alice, performance, A1, A2)
+    assert excinfo.value.message == f"Sorry, this seat was just taken by someone else: {A2}. Please choose another."
+    assert sorted(excinfo.value.labels) == [A1, A2]
+    assert Reservation.objects.filter(user=alice).count() == 1
+
+
+def test_a_seat_of_the_customers_own_expired_hold_is_free_to_hold_again(alice, performance):
+    stale = hold(alice, performance, A1, now=timezone.now() - dt.timedelta(minutes=11))
+    fresh = hold(alice, performance, A1)
+    assert fresh.pk != stale.pk and InventoryItem.objects.get(reservation=fresh).seat.label == A1
 
 
 def test_an_expired_hold_frees_its_seats_at_once_without_the_sweeper(alice, bob, performance):
@@ -249,7 +276,7 @@ def test_a_repeated_token_met_at_the_insert_inside_a_callers_transaction(alice, 
     # As if the first submission committed just after the second one read: the read
     # sees no earlier reservation, and the unique token stops the INSERT instead.
     read = hold_sql.seat_rows
-    monkeypatch.setattr(hold_sql, "seat_rows", lambda **kw: [(*row[:9], None) for row in read(**kw)])
+    monkeypatch.setattr(hold_sql, "seat_rows", lambda **kw: [(*row[:9], None, *row[10:]) for row in read(**kw)])
     with transaction.atomic():
         again = hold(alice, performance, A1, request_token="form-1")
         assert again.pk == first.pk
@@ -328,6 +355,23 @@ def test_confirm_sells_the_places(alice, performance):
     assert reservation.status == "confirmed" and reservation.confirmed_at
     assert {statuses(performance)[A1], statuses(performance)[A2]} == {"sold"}
     assert list(reservation.transitions.values_list("to_status", flat=True)) == ["held", "pending_payment", "confirmed"]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"status": Performance.Status.CANCELLED}, "has been cancelled"),
+        ({"starts_at": timezone.now(), "sales_close_at": timezone.now() - dt.timedelta(minutes=1)}, "already started"),
+    ],
+)
+def test_nothing_is_confirmed_for_a_cancelled_or_started_performance(alice, performance, change, message):
+    reservation = hold(alice, performance, A1)
+    Performance.objects.filter(pk=performance.pk).update(**change)
+    with pytest.raises(PerformanceGone, match=message):
+        reservation_confirm(reservation=reservation)
+    reservation.refresh_from_db()
+    assert reservation.status == "held"  # the savepoint took the pending_payment step back
+    assert statuses(performance)[A1] == "held"
 
 
 def test_a_late_payment_confirms_if_nobody_took_the_seats(alice, performance):
@@ -426,6 +470,10 @@ def test_blocked_seats_cannot_be_held_and_taken_seats_are_not_blocked(alice, bob
     hold(bob, performance, A1)
 
 
+def seat_labels(item_ids):
+    return set(InventoryItem.objects.filter(pk__in=item_ids).values_list("seat__label", flat=True))
+
+
 def test_best_available_picks_adjacent_seats_near_the_stage_and_centre(alice, performance):
     grade = PriceGrade.objects.get(event=performance.event, code="R")
     reservation = reservation_hold_best_available(
@@ -447,6 +495,18 @@ def test_best_available_avoids_stranding_a_single_seat(alice, bob, performance):
     blocks = best_available_seats(performance=performance, grade=grade, quantity=1)
     single = InventoryItem.objects.get(pk=blocks[0][0]).seat.label
     assert single == A2  # taking the stranded seat leaves no single gap
+
+
+def test_best_available_never_hands_out_wheelchair_spaces(alice, performance):
+    from events.models import Seat
+
+    grade = PriceGrade.objects.get(event=performance.event, code="R")
+    Seat.objects.filter(layout=performance.layout, label__in=[A3, A4]).update(is_accessible=True)
+    blocks = best_available_seats(performance=performance, grade=grade, quantity=2)
+    handed = {label for block in blocks for label in seat_labels(block)}
+    assert handed and not handed & {A3, A4}
+    # They stay on sale on the map, for whoever needs them.
+    assert hold(alice, performance, A3).lines.get().label == A3
 
 
 def test_best_available_says_when_no_block_fits(alice, performance):

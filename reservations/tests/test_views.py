@@ -143,6 +143,33 @@ def test_closed_sales_are_explained(client, alice, performance):
     assert "Sales for this performance have closed." in response.content.decode()
 
 
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"sales_open_at": timezone.now() + dt.timedelta(days=1)}, "Sales for this performance have not opened yet."),
+        ({"status": Performance.Status.CANCELLED}, "This performance has been cancelled."),
+        (
+            {
+                "starts_at": timezone.now() - dt.timedelta(minutes=1),
+                "sales_close_at": timezone.now() - dt.timedelta(minutes=2),
+                "sales_open_at": timezone.now() - dt.timedelta(days=2),
+            },
+            "This performance has already started.",
+        ),
+    ],
+)
+@pytest.mark.parametrize("accept", ["text/html", "application/json"])
+def test_holds_outside_the_sale_are_explained_and_change_nothing(client, alice, performance, change, message, accept):
+    Performance.objects.filter(pk=performance.pk).update(**change)
+    client.force_login(alice)
+    (a1,) = seat_items(performance, A1)
+    response = client.post(hold_url(performance), {"token": "t", "items": [a1.pk]}, HTTP_ACCEPT=accept)
+    assert response.status_code == 400
+    assert message in response.content.decode()
+    assert not Reservation.objects.exists()
+    assert not InventoryItem.objects.exclude(status="available").exists()
+
+
 def test_best_available(client, alice, performance):
     client.force_login(alice)
     grade = PriceGrade.objects.get(event=performance.event, code="R")
@@ -228,6 +255,27 @@ def test_my_bookings_lists_mine_only(client, alice, bob, performance):
     assert theirs.code not in page
     client.logout()
     assert client.get(reverse("reservations:list")).status_code == 302
+
+
+def test_my_bookings_shows_seats_and_the_countdown_and_pages_the_rest(client, alice, performance):
+    then = timezone.now() - dt.timedelta(hours=6)
+    ended = [hold(alice, performance, A2, now=then + dt.timedelta(minutes=11 * i)) for i in range(25)]
+    live = hold(alice, performance, A1, A3)  # made last, yet listed first and in full
+    client.force_login(alice)
+    with CaptureQueriesContext(connection) as queries:
+        page = client.get(reverse("reservations:list")).content.decode()
+    upcoming, past = page.split('id="past-title"')
+    assert live.code in upcoming and f"{A1}, {A3}" in upcoming
+    assert 'data-countdown="' in upcoming and "js/countdown.js" in page
+    assert sum(r.code in past for r in ended) == 20 and "Page 1 of 2" in past
+    second = client.get(reverse("reservations:list"), {"page": 2}).content.decode()
+    assert sum(r.code in second for r in ended) == 5 and live.code in second.split('id="past-title"')[0]
+    assert client.get(reverse("reservations:list"), {"page": "x"}).status_code == 200
+    # Rows and their seats in a fixed number of queries, however many bookings.
+    hold(alice, performance, "1층 A구역 B열 1번")
+    with CaptureQueriesContext(connection) as more:
+        client.get(reverse("reservations:list"))
+    assert len(more) == len(queries)
 
 
 def test_seat_map_queries_stay_constant_for_customers(client, alice, performance):

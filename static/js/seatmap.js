@@ -154,8 +154,23 @@
       seat.setAttribute("fill", "#c9ccd1");
       return false;
     });
+    keepTabStop();
     refresh();
   }
+
+  // The roving tabindex needs one seat with tabindex=0, or Tab skips the map: after seats
+  // are greyed out, the one that had it may be gone.
+  function keepTabStop() {
+    if (seats.some(function (s) { return s.getAttribute("tabindex") === "0"; })) return;
+    var stop = selectedSeats()[0] || seats[0];
+    if (stop) stop.setAttribute("tabindex", "0");
+  }
+
+  // Back from checkout, a browser may show this page from its memory, with the form
+  // already sent and its token used: draw it afresh (a new token, today's seats).
+  window.addEventListener("pageshow", function (event) {
+    if (event.persisted) window.location.reload();
+  });
 
   form.addEventListener("submit", function (event) {
     if (refresh() > limit) { event.preventDefault(); if (limitMessage) limitMessage.hidden = false; return; }
@@ -188,7 +203,6 @@
     var empty = document.getElementById("selection-empty");
     list.dataset.empty = empty ? empty.textContent : "";
   }
-  var first = selectedSeats()[0] || seats[0];
-  if (first) first.setAttribute("tabindex", "0");
+  keepTabStop();
   refresh();
 })();
