@@ -8,6 +8,7 @@ from allauth.socialaccount.models import SocialAccount
 from django.db.models import Q, QuerySet
 
 from reservations.models import Reservation
+from reservations.selectors import for_booking_rows
 
 from .models import User
 
@@ -27,9 +28,7 @@ def user_upcoming_bookings(*, user: User, now: dt.datetime, limit: int = 5) -> l
         .prefetch_related("lines")
         .order_by("performance__starts_at", "created_at")[:limit]
     )
-    for reservation in reservations:
-        # reservations/_booking_rows.html reads this, as the booking list sets it.
-        reservation.status_now = reservation.effective_status(now)
+    for_booking_rows(reservations, now)
     return reservations
 
 

@@ -12,6 +12,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_safe
 
 from notifications.selectors import user_notifications
+from reservations.models import Reservation
 
 from . import selectors, services
 from .forms import AccountDeleteForm, ProfileForm
@@ -22,11 +23,13 @@ from .language import language_activate, language_apply
 @require_safe
 def my_page(request):
     user = request.user
+    upcoming = selectors.user_upcoming_bookings(user=user, now=timezone.now())
     return render(
         request,
         "accounts/my_page.html",
         {
-            "upcoming": selectors.user_upcoming_bookings(user=user, now=timezone.now()),
+            "upcoming": upcoming,
+            "has_held": any(r.status_now == Reservation.Status.HELD for r in upcoming),
             "email_addresses": selectors.user_email_addresses(user=user),
             "social_accounts": selectors.user_social_accounts(user=user),
             "notifications": user_notifications(user=user),

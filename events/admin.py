@@ -1,6 +1,7 @@
 import datetime as dt
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import models, transaction
@@ -434,8 +435,9 @@ class PerformanceAdmin(admin.ModelAdmin):
             if not self.has_change_permission(request, performance):
                 raise PermissionDenied
             try:
-                # A whole hall's places at most.
-                ids = IdListField(required=False, max_count=50_000).clean(request.POST.getlist("items"))
+                # As many as Django lets a form send (DATA_UPLOAD_MAX_NUMBER_FIELDS).
+                limit = settings.DATA_UPLOAD_MAX_NUMBER_FIELDS or 50_000
+                ids = IdListField(required=False, max_count=limit).clean(request.POST.getlist("items"))
             except ValidationError as exc:
                 self.message_user(request, exc.messages[0], messages.ERROR)
                 return redirect("admin:events_performance_seats", pk=performance.pk)

@@ -64,7 +64,7 @@ class PerformanceFilter(admin.SimpleListFilter):
 
 
 def _is_id(value: str | None) -> bool:
-    return bool(value) and value.isascii() and value.isdigit() and int(value) < 2**63
+    return bool(value) and value.isascii() and value.isdigit() and len(value) <= 19 and int(value) < 2**63
 
 
 class EffectiveStatusFilter(admin.SimpleListFilter):

@@ -35,8 +35,9 @@ class IdListField(forms.Field):
             return []
         if isinstance(value, str) or len(value) > self.max_count:
             raise ValidationError(self.damaged)
-        # ASCII digits only: int() also reads "٣" and " 12 ", which no form sends.
-        ids = [int(v) if isinstance(v, str) and v.isascii() and v.isdigit() else None for v in value]
+        # ASCII digits only (int() also reads "٣" and " 12 ", which no form sends), and
+        # no more than an id can have: int() refuses strings of over 4,300 digits.
+        ids = [int(v) if isinstance(v, str) and v.isascii() and v.isdigit() and len(v) <= 19 else None for v in value]
         if any(i is None or not 0 < i <= MAX_ID for i in ids):
             raise ValidationError(self.damaged)
         return ids

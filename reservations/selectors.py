@@ -1,3 +1,5 @@
+from collections import Counter
+
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
@@ -23,3 +25,17 @@ def taken_place_ids(*, performance_id: int, keep_reservation_id: int | None = No
     # Every "just taken" answer runs this, so it is written out in hold_sql
     # (reservations/tests/test_hold_sql.py checks it against free_condition).
     return hold_sql.taken_ids(performance_id=performance_id, now=now or timezone.now(), keeping=keep_reservation_id)
+
+
+def for_booking_rows(reservations, now) -> bool:
+    """Set what reservations/_booking_rows.html shows on each reservation (lines
+    prefetched): the status as customers see it, the seconds a hold has left, and the
+    places ("label", or "label × n" for standing places); True if any is a live hold."""
+    held = False
+    for reservation in reservations:
+        reservation.status_now = reservation.effective_status(now)
+        reservation.seconds_now = reservation.seconds_left(now)
+        counts = Counter(line.label for line in reservation.lines.all())
+        reservation.places = ", ".join(label if n == 1 else f"{label} × {n}" for label, n in counts.items())
+        held |= reservation.status_now == Reservation.Status.HELD
+    return held

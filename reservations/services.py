@@ -81,10 +81,8 @@ class SeatsTaken(ReservationError):
             ) % {"seats": ", ".join(others)}
         else:
             message = ngettext(
-                "You already have this seat in another booking: %(seats)s. "
-                "Pay for that booking or release it in My bookings.",
-                "You already have these seats in another booking: %(seats)s. "
-                "Pay for that booking or release it in My bookings.",
+                "You already have this seat in another of your bookings: %(seats)s. See My bookings.",
+                "You already have these seats in another of your bookings: %(seats)s. See My bookings.",
                 len(labels),
             ) % {"seats": ", ".join(labels)}
         super().__init__(message)
@@ -638,7 +636,12 @@ def reservation_confirm(*, reservation: Reservation, actor=None, reason: str = "
         raise InvalidTransition(
             _("A booking that is %(status)s cannot be confirmed.") % {"status": reservation.get_status_display()}
         )
-    check_payable(Performance.objects.only("status", "starts_at").get(pk=reservation.performance_id), now)
+    check_payable(
+        Performance.objects.only("status", "starts_at", "sales_open_at", "sales_close_at").get(
+            pk=reservation.performance_id
+        ),
+        now,
+    )
     expected = reservation.lines.count()
     if reservation.is_expired(now):
         # The customer's lock keeps the count below true until this commits (a hold in

@@ -1,5 +1,3 @@
-from collections import Counter
-
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import redirect_to_login
@@ -24,7 +22,7 @@ from payments.services import policy_for_event, refund_preview
 from . import services, waiting_room
 from .forms import BestAvailableForm, HoldForm
 from .models import Reservation
-from .selectors import own_reservation, taken_place_ids
+from .selectors import for_booking_rows, own_reservation, taken_place_ids
 from .tickets import ticket_qr_svg
 
 
@@ -205,10 +203,7 @@ def booking_list(request):
     current = list(mine.filter(live, performance__starts_at__gt=now).order_by("performance__starts_at", "-created_at"))
     others = mine.exclude(pk__in=[r.pk for r in current]).order_by("-performance__starts_at", "-created_at")
     past = Paginator(others, 20).get_page(request.GET.get("page"))
-    for reservation in [*current, *past]:
-        reservation.status_now = reservation.effective_status(now)
-        reservation.seconds_now = reservation.seconds_left(now)
-        counts = Counter(line.label for line in reservation.lines.all())
-        reservation.places = ", ".join(label if n == 1 else f"{label} × {n}" for label, n in counts.items())
-    has_held = any(r.status_now == Reservation.Status.HELD for r in current)
+    # A hold counts down only among upcoming bookings (a show that has started is past).
+    has_held = for_booking_rows(current, now)
+    for_booking_rows(past, now)
     return render(request, "reservations/list.html", {"current": current, "past": past, "has_held": has_held})

@@ -81,6 +81,9 @@ def test_upcoming_bookings_are_mine_live_and_to_come(client, customer, performan
     assert released.code not in html
     assert theirs.code not in html  # and no page takes a user id to ask for it
     assert "Confirmed" in html and "Held" in html
+    # Seats by name, and the hold counting down (the script loaded with it).
+    assert seat(1) in html and seat(2) in html
+    assert 'data-countdown="' in html and 'data-seconds=""' not in html and "js/countdown.js" in html
 
 
 def test_an_expired_hold_is_not_upcoming_even_before_the_sweeper(client, customer, performance):

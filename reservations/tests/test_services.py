@@ -94,9 +94,7 @@ def test_a_seat_the_customer_already_has_is_not_said_to_be_someone_elses(alice, 
     mine = hold(alice, performance, A1)
     with pytest.raises(SeatsTaken) as excinfo:
         hold(alice, performance, A1)
-    assert excinfo.value.message == (
-        f"You already have this seat in another booking: {A1}. Pay for that booking or release it in My bookings."
-    )
+    assert excinfo.value.message == (f"You already have this seat in another of your bookings: {A1}. See My bookings.")
     reservation_confirm(reservation=mine)
     with pytest.raises(SeatsTaken, match="You already have this seat"):
         hold(alice, performance, A1, A3)

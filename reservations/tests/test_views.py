@@ -85,6 +85,7 @@ def test_a_seat_taken_a_second_ago_is_named_and_the_map_redrawn(client, alice, b
         ({"items": ["0"]}, "The seat selection was damaged"),
         ({"items": [str(2**63)]}, "The seat selection was damaged"),  # past any id: a 500 once
         ({"items": ["99999999999999999999999"]}, "The seat selection was damaged"),
+        ({"items": ["9" * 5000]}, "The seat selection was damaged"),  # int() refuses this many digits
         ({"items": ["١٢"]}, "The seat selection was damaged"),  # digits, but not ASCII ones
         ({"items": [" 12"]}, "The seat selection was damaged"),
         ({"items": [str(i) for i in range(1, 102)]}, "The seat selection was damaged"),  # 101 ids
