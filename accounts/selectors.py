@@ -8,7 +8,7 @@ from allauth.socialaccount.models import SocialAccount
 from django.db.models import Q, QuerySet
 
 from reservations.models import Reservation
-from reservations.selectors import for_booking_rows
+from reservations.selectors import upcoming_bookings
 
 from .models import User
 
@@ -16,20 +16,8 @@ Status = Reservation.Status
 
 
 def user_upcoming_bookings(*, user: User, now: dt.datetime, limit: int = 5) -> list[Reservation]:
-    """The next bookings and live holds for performances still to come, soonest first.
-
-    A hold whose time is up counts as expired even before the sweeper records it,
-    the same rule as Reservation.effective_status().
-    """
-    reservations = list(
-        Reservation.objects.filter(user=user, performance__starts_at__gt=now)
-        .filter(Q(status=Status.CONFIRMED) | Q(status__in=Reservation.LIVE_HOLD_STATUSES, expires_at__gt=now))
-        .select_related("performance__event__venue")
-        .prefetch_related("lines")
-        .order_by("performance__starts_at", "created_at")[:limit]
-    )
-    for_booking_rows(reservations, now)
-    return reservations
+    """The next `limit` bookings and live holds for performances still to come."""
+    return list(upcoming_bookings(user=user, now=now)[:limit])
 
 
 def user_deletion_blockers(*, user: User, now: dt.datetime) -> QuerySet[Reservation]:

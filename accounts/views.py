@@ -12,7 +12,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_safe
 
 from notifications.selectors import user_notifications
-from reservations.models import Reservation
+from reservations.selectors import for_booking_rows
 
 from . import selectors, services
 from .forms import AccountDeleteForm, ProfileForm
@@ -29,7 +29,7 @@ def my_page(request):
         "accounts/my_page.html",
         {
             "upcoming": upcoming,
-            "has_held": any(r.status_now == Reservation.Status.HELD for r in upcoming),
+            "has_held": for_booking_rows(upcoming, timezone.now()),
             "email_addresses": selectors.user_email_addresses(user=user),
             "social_accounts": selectors.user_social_accounts(user=user),
             "notifications": user_notifications(user=user),

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from notifications.models import Notification
 from notifications.services import notification_queue
@@ -119,7 +120,9 @@ def payment_window_failed(*, payment: Payment, error_msg: str = "") -> None:
         status=Payment.Status.FAILED, failure_reason=error_msg[:250]
     )
     _log(payment, "window_failed", error_msg)
-    reservation_services.reservation_resume_hold(reservation=payment.reservation, reason="payment window failed")
+    reservation_services.reservation_resume_hold(
+        reservation=payment.reservation, reason=gettext_noop("payment window failed")
+    )
 
 
 # --- The one sync -------------------------------------------------------------
@@ -237,7 +240,7 @@ def _apply(remote: GatewayPayment, source: str) -> SyncResult:
             payment.status = Payment.Status.FAILED
             payment.failure_reason = (remote.fail_reason or "")[:250]
             payment.save()
-            reservation_services.reservation_resume_hold(reservation=reservation, reason="payment failed")
+            reservation_services.reservation_resume_hold(reservation=reservation, reason=gettext_noop("payment failed"))
             _log(payment, "failed", remote.fail_reason)
         return SyncResult(
             payment, "failed", _("The payment did not go through: %(reason)s") % {"reason": remote.fail_reason or "-"}

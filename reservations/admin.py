@@ -2,13 +2,14 @@ from django.contrib import admin, messages
 from django.db.models import Count
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy, ngettext
+from django.utils.translation import gettext_lazy, gettext_noop, ngettext
 
 from events.models import Performance
 from ticketing.admin_helpers import ReadOnlyTabularInline, ServiceWrittenAdmin
 from ticketing.formatting import krw
 
 from . import services
+from .forms import parse_id
 from .models import InventoryItem, Reservation, ReservationLine, ReservationTransition
 
 
@@ -47,9 +48,9 @@ class PerformanceFilter(admin.SimpleListFilter):
 
     def lookups(self, request, model_admin):
         event_id = request.GET.get(self.event_parameter, "")
-        if _is_id(event_id):
+        if parse_id(event_id):
             performances = Performance.objects.filter(event_id=event_id)
-        elif _is_id(self.value()):  # a chosen performance stays listed, to show what is filtered
+        elif parse_id(self.value()):  # a chosen performance stays listed, to show what is filtered
             performances = Performance.objects.filter(pk=self.value())
         else:
             return []
@@ -60,11 +61,7 @@ class PerformanceFilter(admin.SimpleListFilter):
         value = self.value()
         if not value:
             return queryset
-        return queryset.filter(performance_id=value) if _is_id(value) else queryset.none()
-
-
-def _is_id(value: str | None) -> bool:
-    return bool(value) and value.isascii() and value.isdigit() and len(value) <= 19 and int(value) < 2**63
+        return queryset.filter(performance_id=value) if parse_id(value) else queryset.none()
 
 
 class EffectiveStatusFilter(admin.SimpleListFilter):
@@ -136,7 +133,9 @@ class ReservationAdmin(ServiceWrittenAdmin):
         released = 0
         for reservation in queryset.filter(status__in=Reservation.LIVE_HOLD_STATUSES):
             try:
-                services.reservation_release(reservation=reservation, actor=request.user, reason="released by staff")
+                services.reservation_release(
+                    reservation=reservation, actor=request.user, reason=gettext_noop("released by staff")
+                )
                 released += 1
             except services.ReservationError:
                 pass  # expired meanwhile: the service recorded it as expired

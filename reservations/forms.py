@@ -18,6 +18,16 @@ FORM_EXPIRED = {
 MAX_ID = 2**63 - 1
 
 
+def parse_id(text) -> int | None:
+    """A primary key sent in a form, or None: ASCII digits only (int() also reads "٣"
+    and " 12 ", which no form sends), and no more than an id can be (int() refuses
+    strings of over 4,300 digits)."""
+    if not isinstance(text, str) or not (text.isascii() and text.isdigit()) or len(text) > 19:
+        return None
+    value = int(text)
+    return value if 0 < value <= MAX_ID else None
+
+
 class IdListField(forms.Field):
     """Several values of one name (`items=12&items=13`), each a primary key: a positive
     integer the database can hold, at most `max_count` of them (a form a customer can
@@ -35,10 +45,8 @@ class IdListField(forms.Field):
             return []
         if isinstance(value, str) or len(value) > self.max_count:
             raise ValidationError(self.damaged)
-        # ASCII digits only (int() also reads "٣" and " 12 ", which no form sends), and
-        # no more than an id can have: int() refuses strings of over 4,300 digits.
-        ids = [int(v) if isinstance(v, str) and v.isascii() and v.isdigit() and len(v) <= 19 else None for v in value]
-        if any(i is None or not 0 < i <= MAX_ID for i in ids):
+        ids = [parse_id(v) for v in value]
+        if None in ids:
             raise ValidationError(self.damaged)
         return ids
 

@@ -15,6 +15,7 @@ from django.db import models
 from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 
@@ -238,26 +239,16 @@ class ReservationTransition(models.Model):
         return Reservation.Status(self.to_status).label
 
     def reason_label(self) -> str:
-        """The reason in the reader's language where the engine wrote it; what staff
+        """The reason in the reader's language where the engine wrote it (marked with
+        gettext_noop where it is recorded, kept in English in the database); what staff
         or a refund typed is shown as written."""
-        if self.reason in ENGINE_REASONS:
-            return str(ENGINE_REASONS[self.reason])
         source = re.fullmatch(r"paid \((\w+)\)", self.reason)
         if source:
-            return _("paid (%(source)s)") % {"source": PAYMENT_SOURCES.get(source[1], source[1])}
-        return self.reason
+            return gettext("paid (%(source)s)") % {"source": PAYMENT_SOURCES.get(source[1], source[1])}
+        return gettext(self.reason) if self.reason else ""
 
 
-# The reasons the services record (kept in English in the database, where they are
-# searched and compared), by what the history shows.
-ENGINE_REASONS = {
-    "changed seats": _("changed seats"),
-    "hold time ran out": _("hold time ran out"),
-    "released by staff": _("released by staff"),
-    "released by customer": _("released by customer"),
-    "payment window failed": _("payment window failed"),
-    "payment failed": _("payment failed"),
-}
+# Where a payment was learnt of, for the "paid (...)" reason that payments/services.py records.
 PAYMENT_SOURCES = {
     "callback": _("back from the payment window"),
     "redirect": _("back from the payment window"),

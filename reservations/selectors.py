@@ -1,5 +1,6 @@
 from collections import Counter
 
+from django.db.models import Q, QuerySet
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
@@ -25,6 +26,19 @@ def taken_place_ids(*, performance_id: int, keep_reservation_id: int | None = No
     # Every "just taken" answer runs this, so it is written out in hold_sql
     # (reservations/tests/test_hold_sql.py checks it against free_condition).
     return hold_sql.taken_ids(performance_id=performance_id, now=now or timezone.now(), keeping=keep_reservation_id)
+
+
+def upcoming_bookings(*, user, now) -> QuerySet[Reservation]:
+    """The customer's bookings and live holds for performances still to come, soonest
+    first. A hold whose time is up is not among them even before the sweeper records
+    it, the same rule as Reservation.effective_status()."""
+    live = Q(status=Reservation.Status.CONFIRMED) | Q(status__in=Reservation.LIVE_HOLD_STATUSES, expires_at__gt=now)
+    return (
+        Reservation.objects.filter(live, user=user, performance__starts_at__gt=now)
+        .select_related("performance__event__venue")
+        .prefetch_related("lines")
+        .order_by("performance__starts_at", "created_at")
+    )
 
 
 def for_booking_rows(reservations, now) -> bool:

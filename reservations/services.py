@@ -24,7 +24,7 @@ from django.db import IntegrityError, OperationalError, connection, transaction
 from django.db.models import BooleanField, ExpressionWrapper
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import ngettext
+from django.utils.translation import gettext_noop, ngettext
 
 from events.layout_builder import SEAT_PITCH
 from events.models import Performance, PriceGrade, Seat, Section
@@ -317,7 +317,7 @@ def _hold_locked(
 
     if replace is not None:
         _free_items(replace)
-        _transition(replace, Status.RELEASED, actor=user, reason="changed seats", now=now)
+        _transition(replace, Status.RELEASED, actor=user, reason=gettext_noop("changed seats"), now=now)
     compiled.insert([ReservationTransition(reservation=reservation, to_status=Status.HELD, at=now, actor=user)])
     _claim_seats(reservation, seat_lines, now)
     standing_lines = [
@@ -579,7 +579,7 @@ def _release(*, reservation: Reservation, actor, reason: str, now: dt.datetime) 
     expired = reservation.status in Reservation.LIVE_HOLD_STATUSES and reservation.is_expired(now)
     _free_items(reservation)
     if expired:
-        _transition(reservation, Status.EXPIRED, reason="hold time ran out", now=now)
+        _transition(reservation, Status.EXPIRED, reason=gettext_noop("hold time ran out"), now=now)
     else:
         _transition(reservation, Status.RELEASED, actor=actor, reason=reason, now=now)
     return reservation
@@ -708,7 +708,7 @@ def holds_expire(*, now: dt.datetime | None = None, batch: int = 500) -> int:
                 if reservation is None or not reservation.is_expired(now) or reservation.status == Status.EXPIRED:
                     continue
                 _free_items(reservation)
-                _transition(reservation, Status.EXPIRED, reason="hold time ran out", now=now)
+                _transition(reservation, Status.EXPIRED, reason=gettext_noop("hold time ran out"), now=now)
                 # Recorded with the expiry, emailed once it commits.
                 notification_queue(kind=Notification.Kind.BOOKING_EXPIRED, reservation=reservation, now=now)
                 count += 1

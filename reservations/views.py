@@ -2,12 +2,13 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import redirect_to_login
 from django.core.paginator import Paginator
-from django.db.models import Q, prefetch_related_objects
+from django.db.models import prefetch_related_objects
 from django.http import Http404, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 from django.views.decorators.http import require_POST, require_safe
 
 from events.models import Section
@@ -22,7 +23,7 @@ from payments.services import policy_for_event, refund_preview
 from . import services, waiting_room
 from .forms import BestAvailableForm, HoldForm
 from .models import Reservation
-from .selectors import for_booking_rows, own_reservation, taken_place_ids
+from .selectors import for_booking_rows, own_reservation, taken_place_ids, upcoming_bookings
 from .tickets import ticket_qr_svg
 
 
@@ -180,7 +181,9 @@ def release(request, code):
     reservation = own_reservation(user=request.user, code=code)
     performance = reservation.performance
     try:
-        services.reservation_release(reservation=reservation, actor=request.user, reason="released by customer")
+        services.reservation_release(
+            reservation=reservation, actor=request.user, reason=gettext_noop("released by customer")
+        )
     except services.ReservationError as exc:
         messages.info(request, exc.message)
     else:
@@ -194,14 +197,14 @@ def booking_list(request):
     """Upcoming bookings and live holds in full, by date; everything else (past shows,
     expired, released and cancelled bookings) a page at a time, latest show first."""
     now = timezone.now()
-    mine = (
+    current = list(upcoming_bookings(user=request.user, now=now))
+    others = (
         Reservation.objects.filter(user=request.user)
+        .exclude(pk__in=[r.pk for r in current])
         .select_related("performance__event__venue")
         .prefetch_related("lines")
+        .order_by("-performance__starts_at", "-created_at")
     )
-    live = Q(status=Reservation.Status.CONFIRMED) | Q(status__in=Reservation.LIVE_HOLD_STATUSES, expires_at__gt=now)
-    current = list(mine.filter(live, performance__starts_at__gt=now).order_by("performance__starts_at", "-created_at"))
-    others = mine.exclude(pk__in=[r.pk for r in current]).order_by("-performance__starts_at", "-created_at")
     past = Paginator(others, 20).get_page(request.GET.get("page"))
     # A hold counts down only among upcoming bookings (a show that has started is past).
     has_held = for_booking_rows(current, now)
