@@ -187,6 +187,10 @@ def _apply(remote: GatewayPayment, source: str) -> SyncResult:
     if remote.status == "paid":
         if payment.status == Payment.Status.PAID:
             payment.save(update_fields=["gateway_payload", "updated_at"])
+            if payment.needs_refund:
+                # An earlier sync decided this money goes back and its refund did not
+                # get through (I'mport down): say so again, and try the refund again.
+                return SyncResult(payment, "refund_owed", payment.failure_reason)
             return SyncResult(payment, "unchanged", _("Your booking is confirmed."))
         payment.imp_uid = remote.imp_uid
         payment.status = Payment.Status.PAID
@@ -201,14 +205,15 @@ def _apply(remote: GatewayPayment, source: str) -> SyncResult:
             why = _("%(reason)s Your payment is being refunded in full.")
             return _owe_refund(payment, remote, why % {"reason": exc.message})
         except reservation_services.ReservationError:
-            return _owe_refund(
-                payment,
-                remote,
-                _(
+            if reservation.status == Reservation.Status.RELEASED:
+                # Let go in another tab (or by staff) while the payment window was open.
+                why = _("These seats were released before your payment arrived, so it is being refunded in full.")
+            else:
+                why = _(
                     "Your payment arrived after your hold ended and the seats were taken, "
                     "so it is being refunded in full."
-                ),
-            )
+                )
+            return _owe_refund(payment, remote, why)
         _log(payment, "paid", amount=remote.amount)
         notification_queue(kind=Notification.Kind.BOOKING_CONFIRMED, reservation=reservation, payment=payment)
         return SyncResult(payment, "paid", _("Payment received: your booking is confirmed."))

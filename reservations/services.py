@@ -88,6 +88,11 @@ class SeatsTaken(ReservationError):
         super().__init__(message)
 
 
+class ZoneShort(ReservationError):
+    """A standing zone has fewer free places than were asked for (just taken, like a
+    seat, and answered the same way)."""
+
+
 class InvalidTransition(ReservationError):
     pass
 
@@ -217,11 +222,15 @@ def reservation_hold(
     request_token: str,
     replace: Reservation | None = None,
     now: dt.datetime | None = None,
+    chosen_by_customer: bool = True,
 ) -> Reservation:
     """Hold the selected places for `user`, or raise ReservationError saying why not.
 
     With `replace`, the customer's current hold is released in the same transaction,
     so changing seats never leaves them with nothing if the new seats are gone.
+    `request_token` is the form's: sent again, it gets the first submission's
+    reservation, unless it now asks for other places (`chosen_by_customer`: False when
+    the engine picked them, as best available does, which may pick others next time).
     """
     now = now or timezone.now()
     if not request_token:
@@ -241,7 +250,7 @@ def reservation_hold(
     if earlier is not None:
         # The same form submitted again gets what its first submission got, whatever
         # has happened since (the hold expired, the seats went, sales closed).
-        return earlier
+        return _same_form_again(earlier, performance, selection, chosen_by_customer)
     check_selling(performance, now)
     if taken:
         # Seats already gone when we looked are refused without a transaction, which
@@ -267,11 +276,42 @@ def reservation_hold(
         earlier = _earlier_hold(user, request_token)
         if earlier is None:
             raise
-        return earlier
+        return _same_form_again(earlier, performance, selection, chosen_by_customer)
 
 
 def _earlier_hold(user, request_token: str) -> Reservation | None:
     return Reservation.objects.filter(user=user, request_token=request_token).first()
+
+
+def _same_form_again(
+    earlier: Reservation, performance: Performance, selection: Selection, chosen_by_customer: bool
+) -> Reservation:
+    """`earlier`, the reservation this form's first submission made, if this is that
+    form sent again; a ReservationError if the form was kept (a page restored from the
+    browser's memory, say) and now asks for other places."""
+    asked = Selection(
+        item_ids=tuple(sorted(selection.item_ids)), standing=tuple(sorted((z, q) for z, q in selection.standing if q))
+    )
+    if chosen_by_customer and _selection_of(earlier) != (performance.pk, asked):
+        raise ReservationError(
+            _("This form was already sent, and made booking %(code)s. Please choose your seats again on this page.")
+            % {"code": earlier.code}
+        )
+    return earlier
+
+
+def _selection_of(reservation: Reservation) -> tuple[int, Selection]:
+    """The performance and the places a reservation asked for, as a form sends them."""
+    places = InventoryItem.objects.filter(pk__in=reservation.lines.values("item_id"))
+    seats, standing = [], {}
+    for pk, seat_id, section_id in places.values_list("pk", "seat_id", "section_id"):
+        if seat_id is None:
+            standing[section_id] = standing.get(section_id, 0) + 1
+        else:
+            seats.append(pk)
+    return reservation.performance_id, Selection(
+        item_ids=tuple(sorted(seats)), standing=tuple(sorted(standing.items()))
+    )
 
 
 def _hold_locked(
@@ -429,12 +469,21 @@ def _claim_standing(
         InventoryItem.objects.filter(performance=reservation.performance_id, section=section, seat__isnull=True)
         .free(now)
         .order_by("pk")
+        .select_for_update()
     )
-    # Any free places will do, so skip the ones other buyers have locked this instant
-    # rather than queueing behind them (MariaDB 10.6+; SQLite has one writer anyway).
+    fields = ("pk", "price_grade__code", "price_grade__name", "price_grade__price")
+    picked = []
     if connection.features.has_select_for_update_skip_locked:
-        free = free.select_for_update(skip_locked=True)
-    picked = list(free.values_list("pk", "price_grade__code", "price_grade__name", "price_grade__price")[:quantity])
+        # Any free places will do: first the ones no other buyer has locked this
+        # instant, rather than queueing behind them (MariaDB 10.6+).
+        picked = list(free.select_for_update(skip_locked=True).values_list(*fields)[:quantity])
+    if len(picked) < quantity:
+        # Too few of those (or a query plan MariaDB cannot skip with): wait for the
+        # buyers who have the others locked, then read what they left. Their holds may
+        # yet fail, and a customer is never told a zone is full while places are free.
+        # (The places picked above are ours already; a deadlock with another buyer
+        # doing the same is retried by reservation_hold.)
+        picked = list(free.values_list(*fields)[:quantity])
     claimed = 0
     if len(picked) == quantity:
         claimed = (
@@ -443,17 +492,18 @@ def _claim_standing(
             .update(status=InventoryItem.Status.HELD, held_until=reservation.expires_at, reservation=reservation)
         )
     if claimed != quantity:
-        left = InventoryItem.objects.filter(performance=reservation.performance_id, section=section).free(now).count()
-        raise ReservationError(
-            ngettext(
-                "%(zone)s has only %(left)d place left.",
-                "%(zone)s has only %(left)d places left.",
-                left,
-            )
-            % {"zone": section.display_name, "left": left}
-            if left
-            else _("%(zone)s is sold out.") % {"zone": section.display_name}
-        )
+        if len(picked) < quantity:
+            left = len(picked)
+        else:  # taken between the read and the UPDATE (SQLite reads before it writes)
+            left = InventoryItem.objects.filter(pk__in=[row[0] for row in picked]).free(now).count()
+        zone = section.display_name
+        if left:
+            message = ngettext(
+                "%(zone)s has only %(left)d place left.", "%(zone)s has only %(left)d places left.", left
+            ) % {"zone": zone, "left": left}
+        else:
+            message = _("%(zone)s is sold out.") % {"zone": zone}
+        raise ZoneShort(message)
     label = _("%(zone)s (standing)") % {"zone": section.display_name}
     return [_line(pk, label, code, name, price) for pk, code, name, price in picked]
 
@@ -535,6 +585,9 @@ def reservation_hold_best_available(
         raise ReservationError(_("Choose at least one seat."))
     if grade.event_id != performance.event_id:
         raise ReservationError(_("That grade is not sold for this performance."))
+    earlier = _earlier_hold(user, request_token)
+    if earlier is not None:
+        return earlier  # sent again: its seats were chosen the first time
     for _attempt in range(attempts):
         blocks = best_available_seats(performance=performance, grade=grade, quantity=quantity, now=now)
         if not blocks:
@@ -549,6 +602,7 @@ def reservation_hold_best_available(
                 selection=Selection(item_ids=tuple(blocks[0])),
                 request_token=request_token,
                 now=now,
+                chosen_by_customer=False,
             )
         except SeatsTaken:
             continue  # someone was quicker; look again
@@ -703,18 +757,29 @@ def holds_expire(*, now: dt.datetime | None = None, batch: int = 500) -> int:
     )
     for pk in ids:
         try:
-            with transaction.atomic():
-                reservation = Reservation.objects.select_for_update().filter(pk=pk).first()
-                if reservation is None or not reservation.is_expired(now) or reservation.status == Status.EXPIRED:
-                    continue
-                _free_items(reservation)
-                _transition(reservation, Status.EXPIRED, reason=gettext_noop("hold time ran out"), now=now)
-                # Recorded with the expiry, emailed once it commits.
-                notification_queue(kind=Notification.Kind.BOOKING_EXPIRED, reservation=reservation, now=now)
-                count += 1
+            count += _expire_one(pk, now)
         except (InvalidTransition, IntegrityError):
             continue  # moved on by someone else in the meantime
+        except OperationalError as exc:
+            if not is_lock_conflict(exc):
+                raise
+            # Still a deadlock victim after the retries: the next sweep (a minute
+            # later) expires it; the holds after it need not wait for that.
+            logger.warning("expiring reservation %s gave up after %s", pk, exc)
     return count
+
+
+@_retry_on_deadlock
+def _expire_one(pk: int, now: dt.datetime) -> int:
+    with transaction.atomic():
+        reservation = Reservation.objects.select_for_update().filter(pk=pk).first()
+        if reservation is None or not reservation.is_expired(now) or reservation.status == Status.EXPIRED:
+            return 0
+        _free_items(reservation)
+        _transition(reservation, Status.EXPIRED, reason=gettext_noop("hold time ran out"), now=now)
+        # Recorded with the expiry, emailed once it commits.
+        notification_queue(kind=Notification.Kind.BOOKING_EXPIRED, reservation=reservation, now=now)
+        return 1
 
 
 # --- Staff: blocking places ---------------------------------------------------

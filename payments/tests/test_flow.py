@@ -179,6 +179,30 @@ def test_a_payment_for_a_cancelled_or_started_performance_is_refunded(fake_iampo
     assert not InventoryItem.objects.filter(reservation=reservation, status="sold").exists()
 
 
+def test_a_refund_that_failed_is_named_and_tried_again_by_the_next_sync(fake_iamport, alice, performance):
+    reservation = hold(alice, performance, A1)
+    payment = start(reservation)
+    type(performance).objects.filter(pk=performance.pk).update(status="cancelled")
+    rsp = checkout(fake_iamport, payment)
+    fake_iamport.add_fault(status=500, count=1, match="payments/cancel")  # the refund call fails once
+
+    first = services.payment_sync(imp_uid=rsp["imp_uid"], source="callback")
+    payment.refresh_from_db()
+    assert (payment.status, payment.needs_refund, payment.refunded_amount) == ("paid", True, 0)
+
+    # The webhook comes next: the money is still owed, so it is not "confirmed".
+    again = services.payment_sync(imp_uid=rsp["imp_uid"], source="webhook")
+
+    assert first.outcome == again.outcome == "refund_owed"
+    assert again.message == "This performance has been cancelled. Your payment is being refunded in full."
+    payment.refresh_from_db()
+    assert (payment.status, payment.needs_refund) == ("cancelled", False)
+    assert payment.refunded_amount == payment.amount
+    assert list(payment.events.values_list("kind", flat=True)).count("auto_refunded") == 1
+    reservation.refresh_from_db()
+    assert reservation.status != "confirmed"
+
+
 @pytest.mark.parametrize("change", [{"status": "cancelled"}, STARTED])
 def test_no_payment_starts_for_a_cancelled_or_started_performance(fake_iamport, alice, performance, change):
     reservation = hold(alice, performance, A1)
@@ -219,6 +243,26 @@ def test_virtual_account_waits_for_the_deposit_and_keeps_the_seats(
     assert services.payment_sync(imp_uid=rsp["imp_uid"], source="webhook").outcome == "paid"
     reservation.refresh_from_db()
     assert reservation.status == "confirmed"
+
+
+def test_a_payment_for_seats_released_meanwhile_is_refunded_saying_so(client, fake_iamport, alice, performance):
+    reservation = hold(alice, performance, A1)
+    client.force_login(alice)
+    assert 'id="release-while-paying"' not in client.get(reservation.get_absolute_url()).content.decode()
+    payment = start(reservation)  # the card window is open...
+    page = client.get(reservation.get_absolute_url()).content.decode()
+    assert 'id="release-while-paying"' in page  # ...and the page warns before releasing
+    client.post(reverse("reservations:release", args=[reservation.code]))
+    rsp = checkout(fake_iamport, payment)  # then the card payment goes through
+
+    result = services.payment_sync(imp_uid=rsp["imp_uid"], source="callback")
+
+    assert result.message == "These seats were released before your payment arrived, so it is being refunded in full."
+    payment.refresh_from_db()
+    assert payment.status == "cancelled" and payment.refunded_amount == payment.amount
+    reservation.refresh_from_db()
+    assert reservation.status == "released"
+    assert InventoryItem.objects.get(performance=performance, seat__label=A1).status == "available"
 
 
 def test_a_declined_card_lets_the_customer_try_again(fake_iamport, alice, performance):

@@ -12,13 +12,13 @@ import uuid
 
 import pytest
 import requests
-from django.db import connection
+from django.db import connection, connections, transaction
 from django.utils import timezone
 
 from events.models import Event
 from events.tests.factories import UserFactory, session_key_for
 from reservations.models import InventoryItem, Reservation
-from reservations.services import ReservationError
+from reservations.services import ReservationError, ZoneShort
 from reservations.tests.factories import hold_items, seat_items
 from ticketing.testing import race
 
@@ -97,6 +97,61 @@ def test_the_last_standing_places_go_to_exactly_as_many_buyers(performance):
     assert all(isinstance(r, ReservationError) for r in results if r not in winners)
     assert InventoryItem.objects.filter(section=zone, performance=performance, status="held").count() == 4
     assert_no_place_sold_twice(performance)
+
+
+@pytest.mark.parametrize("first_buyer_has", ["picked", "claimed"])
+def test_a_buyer_racing_for_the_last_places_waits_for_the_answer(performance, first_buyer_has):
+    """The last places are in another buyer's open transaction: picked (locked, not yet
+    updated) or claimed (updated, not yet committed). Read without a lock they still
+    look free, and the other buyer may yet give them up, so the second buyer waits for
+    the first and is then told the truth: a place (the first let them go) or sold out,
+    never "only 4 places left" to someone who asked for one."""
+    zone = performance.layout.sections.get(kind="standing")  # capacity 4
+    holding, finish = threading.Event(), threading.Event()
+    outcome = {}
+
+    def first_buyer():
+        try:
+            with transaction.atomic():
+                if first_buyer_has == "picked":
+                    places = InventoryItem.objects.filter(performance=performance, section=zone).select_for_update()
+                    outcome["first"] = len(places)
+                else:
+                    outcome["first"] = hold_items(UserFactory(), performance, standing=[(zone.pk, 4)])
+                holding.set()
+                finish.wait(30)
+        finally:
+            connections.close_all()
+
+    def second_buyer():
+        try:
+            outcome["second"] = hold_items(UserFactory(), performance, standing=[(zone.pk, 1)])
+        except ReservationError as exc:
+            outcome["second"] = exc
+        finally:
+            connections.close_all()
+
+    first = threading.Thread(target=first_buyer)
+    first.start()
+    assert holding.wait(30)
+    second = threading.Thread(target=second_buyer)
+    second.start()
+    second.join(0.5)
+    waited = second.is_alive()
+    finish.set()
+    first.join(30)
+    second.join(30)
+    answer = outcome["second"]
+    if first_buyer_has == "picked":
+        assert isinstance(answer, Reservation), answer  # the first buyer took nothing after all
+    else:
+        assert isinstance(outcome["first"], Reservation)
+        assert isinstance(answer, ZoneShort) and answer.message == "1층 스탠딩 is sold out.", answer
+    if connection.vendor == "mysql" or first_buyer_has == "claimed":
+        assert waited  # SQLite's reads lock nothing: a buyer who only picked holds up no one
+    assert InventoryItem.objects.filter(section=zone, performance=performance, status="held").count() == (
+        1 if first_buyer_has == "picked" else 4
+    )
 
 
 def test_one_customer_in_many_tabs_cannot_pass_the_limit(performance):
@@ -191,6 +246,35 @@ def test_real_http_requests_race_for_the_same_seats(live_server, performance, ht
     assert winner.endswith(reservation.get_absolute_url())
     assert_no_place_sold_twice(performance)
     assert connection.vendor in ("mysql", "sqlite")
+
+
+def test_real_http_requests_race_for_the_last_standing_places(live_server, performance, http_buyers):
+    zone = performance.layout.sections.get(kind="standing")  # capacity 4
+    url = live_server.url + f"/events/{performance.event.slug}/performances/{performance.pk}/hold/"
+
+    def buy(i):
+        browser, token = http_buyers[i]
+        response = browser.post(
+            url,
+            data={"token": token, f"standing-{zone.pk}": "1", "csrfmiddlewaretoken": browser.cookies["csrftoken"]},
+            headers={"Referer": live_server.url},
+            allow_redirects=False,
+            timeout=60,
+        )
+        return response.status_code, response.text
+
+    results = race(buy, THREADS)
+    statuses = sorted(status for status, _ in results)
+    assert statuses == [302] * 4 + [409] * (THREADS - 4), statuses
+    # Each refusal says why in words: sold out, or the last places going this instant.
+    refusals = [body for status, body in results if status == 409]
+    assert all("is sold out" in body or "taking the last places" in body for body in refusals)
+    winners = Reservation.objects.filter(performance=performance, status="held")
+    assert winners.count() == 4
+    assert all(r.lines.count() == 1 for r in winners)
+    held = InventoryItem.objects.filter(section=zone, performance=performance, status="held")
+    assert set(held.values_list("reservation", flat=True)) == set(winners.values_list("pk", flat=True))
+    assert_no_place_sold_twice(performance)
 
 
 def test_canary_the_real_service_oversells_once_its_condition_is_removed(performance, monkeypatch, request):

@@ -232,10 +232,39 @@ def test_past_performances_and_unpublished_events_cannot_be_booked(alice, perfor
 
 
 def test_a_double_submitted_form_holds_once(alice, performance):
-    once = hold(alice, performance, A1, request_token="same-form")
-    twice = hold(alice, performance, A1, request_token="same-form")
+    zone = standing_zone(performance)
+    once = hold(alice, performance, A1, C1, standing=[(zone.pk, 1)], request_token="same-form")
+    # The same places (in another order, a zone at zero left in) are the same form.
+    twice = hold(alice, performance, C1, A1, standing=[(zone.pk, 1), (zone.pk + 99, 0)], request_token="same-form")
     assert once.pk == twice.pk
     assert Reservation.objects.count() == 1
+
+
+@pytest.mark.parametrize(
+    ("labels", "standing"),
+    [((A1, A2), 0), ((A2,), 0), ((A1,), 1), ((), 1)],
+    ids=["a seat more", "another seat", "standing added", "seats for standing"],
+)
+def test_a_used_form_sent_again_for_other_places_is_refused(alice, performance, labels, standing):
+    # A page kept by the browser after its hold was made, then used again.
+    first = hold(alice, performance, A1, request_token="kept-form")
+    zone = standing_zone(performance)
+    with pytest.raises(ReservationError, match=f"already sent, and made booking {first.code}"):
+        hold(alice, performance, *labels, standing=[(zone.pk, standing)], request_token="kept-form")
+    assert list(Reservation.objects.values_list("pk", flat=True)) == [first.pk]
+    assert InventoryItem.objects.filter(performance=performance, status="held").count() == 1
+
+
+def test_best_available_sent_twice_holds_once(alice, performance):
+    grade = PriceGrade.objects.get(event=performance.event, code="R")
+    once, twice = (
+        reservation_hold_best_available(
+            user=alice, performance=performance, grade=grade, quantity=2, request_token="best-form"
+        )
+        for _ in range(2)
+    )
+    assert once.pk == twice.pk
+    assert InventoryItem.objects.filter(performance=performance, status="held").count() == 2
 
 
 def _expire(reservation):
@@ -447,6 +476,36 @@ def test_sweeper_records_expired_holds_once(alice, bob, performance):
     assert (old.status, live.status) == ("expired", "held")
     assert statuses(performance)[A1] == "available"
     assert old.transitions.last().reason == "hold time ran out"
+
+
+@pytest.mark.django_db(transaction=True)  # retried only outside a caller's transaction
+def test_a_deadlock_in_the_sweep_is_retried_and_never_stops_the_rest(alice, bob, performance, monkeypatch, caplog):
+    from django.db import OperationalError
+
+    from reservations import services
+
+    unlucky = hold(alice, performance, A1, now=timezone.now() - dt.timedelta(minutes=11))
+    retried = hold(bob, performance, A2, now=timezone.now() - dt.timedelta(minutes=11))
+    later = hold(UserFactory(), performance, A3, now=timezone.now() - dt.timedelta(minutes=11))
+    deadlocks = {unlucky.pk: 99, retried.pk: 1}  # how many times MariaDB picks each as the victim
+    free_items = services._free_items
+
+    def sometimes_a_deadlock(reservation):
+        if deadlocks.get(reservation.pk, 0) > 0:
+            deadlocks[reservation.pk] -= 1
+            raise OperationalError(1213, "Deadlock found when trying to get lock; try restarting transaction")
+        return free_items(reservation)
+
+    monkeypatch.setattr(services, "_free_items", sometimes_a_deadlock)
+    monkeypatch.setattr(services.time, "sleep", lambda seconds: None)
+
+    assert holds_expire() == 2
+    statuses_now = dict(Reservation.objects.values_list("pk", "status"))
+    assert statuses_now == {unlucky.pk: "held", retried.pk: "expired", later.pk: "expired"}
+    assert f"expiring reservation {unlucky.pk} gave up" in caplog.text
+    deadlocks.clear()
+    assert holds_expire() == 1  # the next sweep gets it
+    assert Reservation.objects.get(pk=unlucky.pk).status == "expired"
 
 
 def test_sweeper_leaves_seats_someone_else_took_since(alice, bob, performance):

@@ -77,6 +77,24 @@ def test_a_seat_taken_a_second_ago_is_named_and_the_map_redrawn(client, alice, b
     assert not Reservation.objects.filter(user=alice).exists()
 
 
+@pytest.mark.parametrize("accept", ["text/html", "application/json"])
+def test_standing_places_just_taken_are_a_conflict_with_the_count_left(client, alice, bob, performance, accept):
+    zone = performance.layout.sections.get(kind="standing")  # capacity 4
+    hold(bob, performance, standing=[(zone.pk, 3)])
+    client.force_login(alice)
+    response = client.post(
+        hold_url(performance), {"token": "t-1", f"standing-{zone.pk}": 2, "items": []}, HTTP_ACCEPT=accept
+    )
+    assert response.status_code == 409
+    if accept == "application/json":
+        assert response.json() == {"error": "1층 스탠딩 has only 1 place left."}
+    else:
+        page = response.content.decode()
+        assert "1층 스탠딩 has only 1 place left." in page
+        assert 'id="hold-form"' in page  # the map drawn again, with the zone's count
+    assert not Reservation.objects.filter(user=alice).exists()
+
+
 @pytest.mark.parametrize(
     ("data", "message"),
     [
@@ -132,6 +150,19 @@ def test_a_double_submitted_form_holds_once(client, alice, performance):
     second = post_hold(client, performance, A1, token="same")
     assert first.url == second.url
     assert Reservation.objects.count() == 1
+
+
+def test_a_used_form_sent_again_for_other_seats_is_drawn_afresh(client, alice, performance):
+    client.force_login(alice)
+    first = post_hold(client, performance, A1, token="kept")
+    response = post_hold(client, performance, A2, token="kept")
+    page = response.content.decode()
+    booking = Reservation.objects.get()
+    assert response.status_code == 400
+    assert f"This form was already sent, and made booking {booking.code}." in page
+    assert first.url == booking.get_absolute_url()
+    assert 'name="token" value="kept"' not in page and 'name="token" value="' in page  # a new form
+    assert InventoryItem.objects.filter(performance=performance, status="held").count() == 1
 
 
 def test_closed_sales_are_explained(client, alice, performance):
