@@ -14,15 +14,23 @@ from django.utils.html import format_html
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
-from reservations.forms import IdListField
+from reservations.forms import IdListField, parse_id
 from reservations.models import InventoryItem, Reservation, free_condition, held_condition
-from reservations.services import inventory_block, inventory_create, inventory_unblock, missing_grade_codes
+from reservations.services import (
+    ReservationError,
+    inventory_block,
+    inventory_block_standing,
+    inventory_create,
+    inventory_unblock,
+    inventory_unblock_standing,
+    missing_grade_codes,
+)
 
 from . import services
 from .layout_builder import LayoutSpecError, parse_layout_spec
 from .models import Event, Performance, PriceGrade, Seat, SeatLayout, Section, Venue
 from .seatmap import render_seat_map
-from .selectors import layout_plan_preview, layout_preview, seat_map, staff_place_states
+from .selectors import layout_plan_preview, layout_preview, seat_map, staff_place_states, staff_standing_zones
 
 
 class SeatLayoutInline(admin.TabularInline):
@@ -308,6 +316,19 @@ class DuplicatePerformanceForm(forms.Form):
         return starts
 
 
+class StandingBlockForm(forms.Form):
+    """Staff block (or unblock) a number of a standing zone's places."""
+
+    zone = forms.CharField()
+    quantity = forms.IntegerField(label=gettext_lazy("places"), min_value=1, max_value=100_000)
+
+    def clean_zone(self):
+        zone = parse_id(self.cleaned_data["zone"])
+        if zone is None:
+            raise ValidationError(_("That standing zone is not part of this performance."))
+        return zone
+
+
 @admin.register(Performance)
 class PerformanceAdmin(admin.ModelAdmin):
     form = PerformanceAdminForm
@@ -441,7 +462,9 @@ class PerformanceAdmin(admin.ModelAdmin):
             except ValidationError as exc:
                 self.message_user(request, exc.messages[0], messages.ERROR)
                 return redirect("admin:events_performance_seats", pk=performance.pk)
-            if not ids:
+            if "block_standing" in request.POST or "unblock_standing" in request.POST:
+                self._block_standing(request, performance)
+            elif not ids:
                 self.message_user(request, _("Choose seats on the map first."), messages.WARNING)
             elif "block" in request.POST:
                 count = inventory_block(performance=performance, item_ids=ids)
@@ -468,6 +491,7 @@ class PerformanceAdmin(admin.ModelAdmin):
             **self.admin_site.each_context(request),
             "opts": self.model._meta,
             "original": performance,
+            "standing_zones": staff_standing_zones(performance=performance),
             "title": _("Seats of %(performance)s") % {"performance": performance},
             "seat_map_svg": render_seat_map(seat_map(performance=performance, fresh=True), staff_states=states),
             "counts": counts,
@@ -475,6 +499,26 @@ class PerformanceAdmin(admin.ModelAdmin):
             "can_change": self.has_change_permission(request, performance),
         }
         return TemplateResponse(request, "admin/events/performance/seats.html", context)
+
+    def _block_standing(self, request, performance):
+        """A number of places of one standing zone off sale, or back on sale."""
+        form = StandingBlockForm(request.POST)
+        if not form.is_valid():
+            for errors in form.errors.values():
+                self.message_user(request, " ".join(errors), messages.ERROR)
+            return
+        zone, quantity = form.cleaned_data["zone"], form.cleaned_data["quantity"]
+        try:
+            if "block_standing" in request.POST:
+                count = inventory_block_standing(performance=performance, section_id=zone, quantity=quantity)
+                message = _("Blocked %(count)d of %(asked)d places; held or sold ones were skipped.")
+            else:
+                count = inventory_unblock_standing(performance=performance, section_id=zone, quantity=quantity)
+                message = _("Put %(count)d places back on sale.")
+        except ReservationError as exc:
+            self.message_user(request, exc.message, messages.ERROR)
+            return
+        self.message_user(request, message % {"count": count, "asked": quantity})
 
     def duplicate_view(self, request, pk):
         performance = get_object_or_404(Performance.objects.select_related("event", "layout"), pk=pk)
@@ -503,6 +547,7 @@ class PerformanceAdmin(admin.ModelAdmin):
             **self.admin_site.each_context(request),
             "opts": self.model._meta,
             "original": performance,
+            "standing_zones": staff_standing_zones(performance=performance),
             "title": _("Duplicate %(performance)s") % {"performance": performance},
             "form": form,
         }

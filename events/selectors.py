@@ -16,7 +16,7 @@ from django.db.models import Count, Exists, Max, Min, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from reservations import hold_sql
-from reservations.models import InventoryItem, free_condition
+from reservations.models import InventoryItem, free_condition, held_condition
 from ticketing.compiled import RowFetch
 
 from .layout_builder import LayoutPlan
@@ -374,6 +374,37 @@ def layout_plan_preview(*, layout: SeatLayout, plan: LayoutPlan) -> SeatMap:
 class StaffPlaceState:
     state: str  # free, held, sold or blocked (expired holds count as free)
     holder: str  # "booking code · customer email" for held and sold places
+
+
+@dataclass
+class StandingZoneCounts:
+    zone: Section
+    free: int
+    held: int
+    sold: int
+    blocked: int
+
+
+def staff_standing_zones(*, performance: Performance) -> list[StandingZoneCounts]:
+    """Each standing zone of the performance with its places by state (expired holds
+    count as free), for staff to block or put back a number of them."""
+    now = timezone.now()
+    zones = list(
+        Section.objects.filter(layout=performance.layout_id, kind=Section.Kind.STANDING).order_by("position", "id")
+    )
+    counts = {
+        row["section"]: row
+        for row in InventoryItem.objects.filter(performance=performance, section__in=zones, seat__isnull=True)
+        .values("section")
+        .annotate(
+            free=Count("pk", filter=free_condition(now)),
+            held=Count("pk", filter=held_condition(now)),
+            sold=Count("pk", filter=Q(status=InventoryItem.Status.SOLD)),
+            blocked=Count("pk", filter=Q(status=InventoryItem.Status.BLOCKED)),
+        )
+    }
+    empty = {"free": 0, "held": 0, "sold": 0, "blocked": 0}
+    return [StandingZoneCounts(zone, **{key: counts.get(zone.pk, empty)[key] for key in empty}) for zone in zones]
 
 
 def staff_place_states(*, performance: Performance) -> dict[int, StaffPlaceState]:

@@ -803,6 +803,30 @@ def inventory_unblock(*, performance: Performance, item_ids: list[int]) -> int:
     ).update(status=InventoryItem.Status.AVAILABLE)
 
 
+def _standing_places(performance: Performance, section_id: int):
+    if not Section.objects.filter(pk=section_id, layout=performance.layout_id, kind=Section.Kind.STANDING).exists():
+        raise ReservationError(_("That standing zone is not part of this performance."))
+    return InventoryItem.objects.filter(performance=performance, section=section_id, seat__isnull=True)
+
+
+@_retry_on_deadlock
+@transaction.atomic
+def inventory_block_standing(*, performance: Performance, section_id: int, quantity: int, now=None) -> int:
+    """Take up to `quantity` free places of a standing zone off sale (a standing zone
+    has no seat to click: staff give a number). Held and sold places are left alone."""
+    now = now or timezone.now()
+    free = _standing_places(performance, section_id).free(now).order_by("pk").select_for_update()
+    ids = list(free.values_list("pk", flat=True)[:quantity])
+    return inventory_block(performance=performance, item_ids=ids, now=now)
+
+
+@transaction.atomic
+def inventory_unblock_standing(*, performance: Performance, section_id: int, quantity: int) -> int:
+    blocked = _standing_places(performance, section_id).filter(status=InventoryItem.Status.BLOCKED)
+    ids = list(blocked.order_by("pk").values_list("pk", flat=True)[:quantity])
+    return inventory_unblock(performance=performance, item_ids=ids)
+
+
 # --- Inventory creation -------------------------------------------------------
 
 

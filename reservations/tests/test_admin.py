@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from events.tests.factories import UserFactory
 from reservations.models import InventoryItem, Reservation
-from reservations.services import reservation_confirm
+from reservations.services import ReservationError, reservation_confirm
 from reservations.tests.factories import hold, seat_items
 
 pytestmark = pytest.mark.django_db
@@ -50,6 +50,55 @@ def test_staff_block_and_unblock_free_seats_only(staff, performance):
     assert InventoryItem.objects.get(pk=a1.pk).status == "available"
 
 
+def test_staff_block_and_unblock_a_number_of_standing_places(staff, performance):
+    zone = performance.layout.sections.get(kind="standing")  # capacity 4
+    hold(UserFactory(), performance, standing=[(zone.pk, 1)])
+    places = InventoryItem.objects.filter(performance=performance, section=zone)
+    page = staff.get(seats_url(performance)).content.decode()
+    assert "<td>1층 스탠딩</td><td>3</td><td>1</td><td>0</td><td>0</td>" in page
+
+    response = staff.post(seats_url(performance), {"block_standing": "1", "zone": zone.pk, "quantity": 5}, follow=True)
+    page = response.content.decode()
+    assert "Blocked 3 of 5 places; held or sold ones were skipped." in page
+    assert "<td>1층 스탠딩</td><td>0</td><td>1</td><td>0</td><td>3</td>" in page
+    assert places.filter(status="held").count() == 1  # the customer's place is theirs still
+    with pytest.raises(ReservationError, match="sold out"):
+        hold(UserFactory(), performance, standing=[(zone.pk, 1)])
+
+    response = staff.post(
+        seats_url(performance), {"unblock_standing": "1", "zone": zone.pk, "quantity": 2}, follow=True
+    )
+    assert "Put 2 places back on sale." in response.content.decode()
+    assert places.filter(status="blocked").count() == 1
+    assert places.filter(status="available").count() == 2
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"zone": "other layout", "quantity": 1}, "not part of this performance"),
+        ({"zone": "seated", "quantity": 1}, "not part of this performance"),
+        ({"zone": "x", "quantity": 1}, "not part of this performance"),
+        ({"zone": "9" * 5000, "quantity": 1}, "not part of this performance"),
+        ({"zone": "own", "quantity": 0}, "greater than or equal to 1"),
+        ({"zone": "own", "quantity": "many"}, "Enter a whole number"),
+        ({"zone": "own"}, "This field is required"),
+    ],
+)
+def test_staff_standing_block_with_bad_input_changes_nothing(staff, performance, data, message):
+    from events.tests.factories import PerformanceFactory
+
+    zone = performance.layout.sections.get(kind="standing")
+    elsewhere = PerformanceFactory().layout.sections.first()
+    seated = performance.layout.sections.exclude(kind="standing").first()
+    zones = {"own": zone.pk, "other layout": elsewhere.pk, "seated": seated.pk}
+    data = {**data, "zone": zones.get(data["zone"], data["zone"])}
+    response = staff.post(seats_url(performance), {"block_standing": "1", **data}, follow=True)
+    assert response.status_code == 200
+    assert message in response.content.decode()
+    assert not InventoryItem.objects.filter(status="blocked").exists()
+
+
 @pytest.mark.parametrize("value", [str(2**63), "99999999999999999999999", "9" * 5000, "²", "x"])
 def test_staff_block_with_a_damaged_seat_list_changes_nothing(staff, performance, value):
     (a1,) = seat_items(performance, A1)
@@ -70,6 +119,12 @@ def test_seat_view_needs_staff_and_change_permission_to_block(client, performanc
     assert client.get(seats_url(performance)).status_code == 200
     assert client.post(seats_url(performance), {"block": "1", "items": [a1.pk]}).status_code == 403
     assert InventoryItem.objects.get(pk=a1.pk).status == "available"
+    zone = performance.layout.sections.get(kind="standing")
+    page = client.get(seats_url(performance)).content.decode()
+    assert 'name="block_standing"' not in page  # the counts, without the buttons
+    response = client.post(seats_url(performance), {"block_standing": "1", "zone": zone.pk, "quantity": 1})
+    assert response.status_code == 403
+    assert not InventoryItem.objects.filter(status="blocked").exists()
 
 
 def test_reservation_admin_lists_filters_and_shows_history(staff, performance):
