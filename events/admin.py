@@ -14,6 +14,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
+from payments.services import performance_cancel
 from reservations.forms import IdListField, parse_id
 from reservations.models import InventoryItem, Reservation, free_condition, held_condition
 from reservations.services import (
@@ -25,6 +26,7 @@ from reservations.services import (
     inventory_unblock_standing,
     missing_grade_codes,
 )
+from ticketing.formatting import krw
 
 from . import services
 from .layout_builder import LayoutSpecError, parse_layout_spec
@@ -349,7 +351,7 @@ class PerformanceAdmin(admin.ModelAdmin):
     search_fields = ["event__title", "event__venue__name"]
     list_select_related = ["event"]
     autocomplete_fields = ["event"]
-    actions = ["open_sales", "close_sales", "duplicate"]
+    actions = ["open_sales", "close_sales", "duplicate", "cancel_and_refund"]
 
     def get_queryset(self, request):
         now = timezone.now()
@@ -398,6 +400,70 @@ class PerformanceAdmin(admin.ModelAdmin):
         if not change:
             count = inventory_create(performance=obj)
             self.message_user(request, _("Created %(count)d places for sale.") % {"count": count})
+        elif "status" in form.changed_data and obj.status == Performance.Status.CANCELLED:
+            # Cancelled from its form: the same as the action (holds let go, refunds).
+            self._report_cancellation(request, obj, performance_cancel(performance=obj, actor=request.user))
+
+    @admin.action(description=gettext_lazy("Cancel and refund every booking"), permissions=["change"])
+    def cancel_and_refund(self, request, queryset):
+        """Asks first, with what it will do; then cancels each selected performance."""
+        performances = list(queryset.select_related("event").order_by("starts_at"))
+        if request.POST.get("confirmed") == "yes":
+            for performance in performances:
+                self._report_cancellation(
+                    request, performance, performance_cancel(performance=performance, actor=request.user)
+                )
+            return None
+        now = timezone.now()
+        rows = []
+        for performance in performances:
+            bookings = Reservation.objects.filter(performance=performance, status=Reservation.Status.CONFIRMED)
+            rows.append(
+                {
+                    "performance": performance,
+                    "holds": Reservation.objects.filter(
+                        performance=performance, status__in=Reservation.LIVE_HOLD_STATUSES, expires_at__gt=now
+                    ).count(),
+                    "bookings": bookings.count(),
+                    "paid": bookings.aggregate(total=Sum("total_amount"))["total"] or 0,
+                }
+            )
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": _("Cancel performances"),
+            "rows": rows,
+            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(request, "admin/events/performance/cancel.html", context)
+
+    def _report_cancellation(self, request, performance, summary):
+        self.message_user(
+            request,
+            _(
+                "%(performance)s is cancelled: %(holds)d holds released, %(refunds)d bookings being refunded "
+                "(%(amount)s)."
+            )
+            % {
+                "performance": performance,
+                "holds": summary.holds_released,
+                "refunds": summary.refunds_queued,
+                "amount": krw(summary.refund_total),
+            },
+        )
+        if summary.waiting_for_account:
+            self.message_user(
+                request,
+                ngettext(
+                    "%(count)d booking was paid by virtual account: its customer cancels it from the booking page "
+                    "for a full refund to the account they name.",
+                    "%(count)d bookings were paid by virtual account: their customers cancel them from the booking "
+                    "page for a full refund to the account they name.",
+                    summary.waiting_for_account,
+                )
+                % {"count": summary.waiting_for_account},
+                messages.WARNING,
+            )
 
     @admin.action(description=gettext_lazy("Open sales for selected performances"))
     def open_sales(self, request, queryset):

@@ -21,10 +21,12 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
+from events.models import Performance
 from notifications.models import Notification
 from notifications.services import notification_queue
 from reservations import services as reservation_services
 from reservations.models import Reservation
+from ticketing.celery import enqueue
 from ticketing.formatting import krw
 
 from .gateway import GatewayError, GatewayPayment, GatewayUnavailable, PaymentNotFound, get_gateway
@@ -40,6 +42,10 @@ class PaymentError(Exception):
     def __init__(self, message: str):
         super().__init__(message)
         self.message = message
+
+
+class RefundNotSent(PaymentError):
+    """I'mport did not answer a refund: nothing was refunded, and asking again is safe."""
 
 
 def _log(payment: Payment | None, kind: str, message: str = "", imp_uid: str = "", **data) -> None:
@@ -333,6 +339,19 @@ def _refund_owed(payment: Payment) -> None:
 
 
 def refund_preview(*, reservation: Reservation, now: dt.datetime | None = None) -> RefundQuote:
+    performance = reservation.performance
+    if performance.status == Performance.Status.CANCELLED:
+        # The organiser called it off: the customer gets everything back, whenever.
+        tickets = sum(line.price for line in reservation.lines.all())
+        return RefundQuote(
+            allowed=True,
+            rule=_("This performance has been cancelled: the tickets and the booking fee are refunded in full."),
+            ticket_amount=tickets,
+            booking_fee=reservation.fee_amount,
+            cancellation_fee=0,
+            ticket_refund=tickets,
+            fee_refund=reservation.fee_amount,
+        )
     payment = reservation.payments.filter(status=Payment.Status.PAID).first()
     policy = Policy.from_dict(payment.refund_policy) if payment else policy_for_event(reservation.performance.event)
     return refund_quote(
@@ -385,7 +404,7 @@ def payment_refund(
         )
     except GatewayUnavailable as exc:
         _log(locked, "refund_failed", str(exc))
-        raise PaymentError(_("The payment service is not answering; nothing was refunded. Please try again.")) from exc
+        raise RefundNotSent(_("The payment service is not answering; nothing was refunded. Please try again.")) from exc
     except GatewayError as exc:
         _log(locked, "refund_refused", str(exc))
         raise PaymentError(_("The refund was refused: %(reason)s") % {"reason": exc.message}) from exc
@@ -483,6 +502,98 @@ def payment_refund_by_staff(
     return refunded
 
 
+# --- A cancelled performance --------------------------------------------------
+
+
+@dataclass
+class PerformanceCancellation:
+    holds_released: int
+    refunds_queued: int  # card and bank transfer bookings, refunded in the background
+    refund_total: int
+    waiting_for_account: int  # virtual account bookings: the customer names the account
+
+
+CANCELLED_BY_ORGANISER = gettext_noop("performance cancelled")
+
+
+def performance_cancel(*, performance: Performance, actor, now: dt.datetime | None = None) -> PerformanceCancellation:
+    """Call a performance off: nothing more is sold or paid for it, live holds are let
+    go, and every confirmed booking is refunded in full, one background task each (a
+    refund is a call to I'mport). Virtual account payments can only be refunded to an
+    account the customer names, so those customers cancel from their booking, in full.
+
+    Safe to run again: it finishes whatever is left (reconciliation does the same for
+    refunds whose task gave up).
+    """
+    from . import tasks
+
+    now = now or timezone.now()
+    Performance.objects.filter(pk=performance.pk).exclude(status=Performance.Status.CANCELLED).update(
+        status=Performance.Status.CANCELLED
+    )
+    performance.status = Performance.Status.CANCELLED
+    released = 0
+    for reservation in Reservation.objects.filter(
+        performance=performance, status__in=Reservation.LIVE_HOLD_STATUSES
+    ).order_by("pk"):
+        try:
+            reservation_services.reservation_release(
+                reservation=reservation, actor=actor, reason=CANCELLED_BY_ORGANISER, now=now
+            )
+        except reservation_services.ReservationError:
+            continue  # had expired (now recorded so), or was paid this instant: refunded below or by the sync
+        released += 1
+    summary = PerformanceCancellation(released, 0, 0, 0)
+    for reservation, payment in _confirmed_bookings_with_payments(performance):
+        if payment is not None and payment.method == Payment.Method.VBANK:
+            summary.waiting_for_account += 1
+            continue
+        summary.refunds_queued += 1
+        summary.refund_total += payment.amount - payment.refunded_amount if payment else 0
+        enqueue(tasks.refund_cancelled_booking, reservation.pk, getattr(actor, "pk", None))
+    logger.info("performance %s cancelled by %s: %s", performance.pk, actor, summary)
+    return summary
+
+
+def _confirmed_bookings_with_payments(performance: Performance):
+    bookings = Reservation.objects.filter(performance=performance, status=Reservation.Status.CONFIRMED).order_by("pk")
+    paid = {
+        payment.reservation_id: payment
+        for payment in Payment.objects.filter(reservation__in=bookings, status=Payment.Status.PAID)
+    }
+    return [(reservation, paid.get(reservation.pk)) for reservation in bookings]
+
+
+def booking_refund_cancelled_performance(*, reservation_id: int, actor=None) -> bool:
+    """Refund and cancel one booking of a cancelled performance; False if there was
+    nothing to do (done already, a virtual account, or the performance is on again).
+    Raises RefundNotSent while I'mport does not answer (the task tries again)."""
+    reservation = Reservation.objects.select_related("performance").filter(pk=reservation_id).first()
+    if (
+        reservation is None
+        or reservation.status != Reservation.Status.CONFIRMED
+        or reservation.performance.status != Performance.Status.CANCELLED
+        or reservation.payments.filter(status=Payment.Status.PAID, method=Payment.Method.VBANK).exists()
+    ):
+        return False
+    if not reservation.payments.filter(status=Payment.Status.PAID).exists():
+        # Nothing was paid (a free ticket, or issued by staff): cancelled, nothing to send back.
+        with transaction.atomic():
+            reservation_services.reservation_cancel(reservation=reservation, actor=actor, reason=CANCELLED_BY_ORGANISER)
+            notification_queue(kind=Notification.Kind.BOOKING_CANCELLED, reservation=reservation, context={"refund": 0})
+        return True
+    try:
+        booking_cancel(reservation=reservation, actor=actor, reason=CANCELLED_BY_ORGANISER)
+    except RefundNotSent:
+        raise
+    except PaymentError as exc:
+        # Refunded or cancelled meanwhile by another run (the checksum refuses a second
+        # refund of the same money), or refused by I'mport: staff see it in the log.
+        logger.warning("refund of %s for a cancelled performance: %s", reservation.code, exc.message)
+        return False
+    return True
+
+
 # --- Reconciliation -----------------------------------------------------------
 
 
@@ -492,6 +603,19 @@ def payments_reconcile(*, older_than: dt.timedelta = dt.timedelta(minutes=2), no
     synced = 0
     for payment in Payment.objects.filter(needs_refund=True):
         _refund_owed(payment)
+    for reservation_id in (
+        Payment.objects.filter(
+            status=Payment.Status.PAID,
+            reservation__status=Reservation.Status.CONFIRMED,
+            reservation__performance__status=Performance.Status.CANCELLED,
+        )
+        .exclude(method=Payment.Method.VBANK)
+        .values_list("reservation_id", flat=True)[:200]
+    ):
+        try:
+            booking_refund_cancelled_performance(reservation_id=reservation_id)
+        except RefundNotSent:
+            break  # I'mport is down: the next run
     pending = (
         Payment.objects.filter(
             status__in=[Payment.Status.PREPARED, Payment.Status.AWAITING_DEPOSIT], created_at__lte=now - older_than

@@ -11,6 +11,7 @@ from celery import shared_task
 
 from . import services
 from .gateway import GatewayUnavailable, PaymentNotFound
+from .services import RefundNotSent
 
 logger = logging.getLogger(__name__)
 
@@ -42,3 +43,24 @@ def reconcile_payments() -> int:
     """Every few minutes (beat): payments whose webhook never came, refunds still owed.
     Not retried: the next run finds whatever this one missed."""
     return services.payments_reconcile()
+
+
+@shared_task(
+    bind=True,
+    ignore_result=True,
+    acks_late=True,
+    autoretry_for=(RefundNotSent,),
+    retry_backoff=5,
+    retry_backoff_max=300,
+    retry_jitter=True,
+    max_retries=6,
+    soft_time_limit=60,
+    time_limit=90,
+)
+def refund_cancelled_booking(self, reservation_id: int, actor_id: int | None = None) -> None:
+    """One booking of a cancelled performance: refund it in full and cancel it. Retried
+    while I'mport is unreachable; reconciliation finishes any that still slip."""
+    from django.contrib.auth import get_user_model
+
+    actor = get_user_model().objects.filter(pk=actor_id).first() if actor_id else None
+    services.booking_refund_cancelled_performance(reservation_id=reservation_id, actor=actor)

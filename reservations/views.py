@@ -167,6 +167,10 @@ def detail(request, code):
             "pay_form": PayForm(initial={"method": Payment.Method.CARD}),
             "policy": policy_for_event(reservation.performance.event) if can_pay else None,  # shown before paying
             "refund": refund_preview(reservation=reservation, now=now) if status == "confirmed" else None,
+            # A virtual account is refunded to an account the customer names.
+            "paid_by_vbank": any(
+                p.status == Payment.Status.PAID and p.method == Payment.Method.VBANK for p in payments
+            ),
             "ticket_qr": ticket_qr_svg(reservation) if status == "confirmed" else None,
             "performance": reservation.performance,
             "event": reservation.performance.event,

@@ -90,6 +90,7 @@ def test_celery_speaks_json_acks_late_and_has_limits():
         ("reservations.tasks.release_expired_holds", "default"),
         ("payments.tasks.sync_payment", "default"),
         ("payments.tasks.reconcile_payments", "default"),
+        ("payments.tasks.refund_cancelled_booking", "default"),
         ("notifications.tasks.send_notification", "email"),
         ("notifications.tasks.send_payment_reminders", "email"),
         ("notifications.tasks.send_performance_reminders", "email"),
@@ -105,7 +106,7 @@ def test_email_has_a_queue_of_its_own(task, queue):
 def test_every_task_is_bounded_in_time():
     app.loader.import_default_modules()
     ours = [t for name, t in app.tasks.items() if name.split(".")[0] in ("notifications", "reservations", "payments")]
-    assert len(ours) == 7
+    assert len(ours) == 8
     for task in ours:
         assert task.time_limit and task.soft_time_limit < task.time_limit, task.name
         assert task.ignore_result, task.name

@@ -84,6 +84,10 @@ def worker(transactional_db, redis_broker, smtp_server, tmp_path):
         "EMAIL_URL": f"smtp://{smtp_server.host}:{smtp_server.port}",
         "SITE_URL": SITE,
         "DJANGO_SETTINGS_MODULE": "ticketing.settings",
+        # The fake I'mport of this test, when it has one (set up before the worker).
+        "IAMPORT_API_URL": settings.IAMPORT_API_URL,
+        "IAMPORT_API_KEY": settings.IAMPORT_API_KEY,
+        "IAMPORT_API_SECRET": settings.IAMPORT_API_SECRET,
     }
     env.pop("PYTEST_XDIST_WORKER", None)  # settings would pick a per-test-worker cache database
     command = [sys.executable, "-m", "celery", "-A", "ticketing", "worker", "-Q", "default,email", "-c", "2"]
@@ -171,3 +175,38 @@ def test_a_real_worker_delivers_the_reminder_and_releases_an_expired_hold(alice,
     time.sleep(1)  # anything they had queued would be on its way by now
     assert len(smtp_server.messages) == 2
     assert Notification.objects.count() == 2
+
+
+@pytest.fixture
+def worker_with_fake_iamport(fake_iamport, worker):
+    """The worker, talking to this test's fake I'mport (set up first, so the worker's
+    environment names it)."""
+    return worker
+
+
+def test_a_real_worker_refunds_a_cancelled_performance_retrying_a_gateway_error(
+    alice, performance, fake_iamport, worker_with_fake_iamport, smtp_server
+):
+    from events.tests.factories import UserFactory
+    from payments import services
+    from payments.tests.test_flow import paid_booking
+
+    process, log = worker_with_fake_iamport
+    booking, payment = paid_booking(fake_iamport, alice, performance, A1)
+    fake_iamport.add_fault(status=500, count=1, match="payments/cancel")  # the first refund call fails
+
+    with celery_broker(broker_url()):
+        summary = services.performance_cancel(performance=performance, actor=UserFactory(is_staff=True))
+    assert summary.refunds_queued == 1
+
+    (message,) = smtp_server.wait_for(1, timeout=90)
+    assert process.poll() is None, log.read_text()
+    assert message["To"] == "alice@example.com"
+    assert "The organiser has cancelled this performance" in message.get_body(("plain",)).get_content()
+    payment.refresh_from_db()
+    booking.refresh_from_db()
+    assert payment.status == "cancelled" and payment.refunded_amount == payment.amount
+    assert booking.status == "cancelled"
+    text = log.read_text()
+    assert "refund_cancelled_booking" in text and " retry: " in text.lower(), text[-3000:]
+    assert list(payment.events.values_list("kind", flat=True)).count("refunded") == 1
