@@ -613,7 +613,6 @@ class PerformanceAdmin(admin.ModelAdmin):
             **self.admin_site.each_context(request),
             "opts": self.model._meta,
             "original": performance,
-            "standing_zones": staff_standing_zones(performance=performance),
             "title": _("Duplicate %(performance)s") % {"performance": performance},
             "form": form,
         }

@@ -16,18 +16,22 @@ from .services import RefundNotSent
 logger = logging.getLogger(__name__)
 
 
-@shared_task(
-    bind=True,
-    ignore_result=True,
-    acks_late=True,
-    autoretry_for=(GatewayUnavailable,),
-    retry_backoff=5,
-    retry_backoff_max=300,
-    retry_jitter=True,
-    max_retries=6,
-    soft_time_limit=60,
-    time_limit=90,
-)
+# Tasks that call I'mport: retried, backing off, a bounded number of times while it
+# does not answer.
+WHILE_IMPORT_IS_DOWN = {
+    "bind": True,
+    "ignore_result": True,
+    "acks_late": True,
+    "retry_backoff": 5,
+    "retry_backoff_max": 300,
+    "retry_jitter": True,
+    "max_retries": 6,
+    "soft_time_limit": 60,
+    "time_limit": 90,
+}
+
+
+@shared_task(autoretry_for=(GatewayUnavailable,), **WHILE_IMPORT_IS_DOWN)
 def sync_payment(self, imp_uid: str) -> None:
     """After a webhook: fetch the payment from I'mport and apply it. Retried (a bounded
     number of times, backing off) while I'mport is unreachable; reconciliation catches
@@ -45,18 +49,7 @@ def reconcile_payments() -> int:
     return services.payments_reconcile()
 
 
-@shared_task(
-    bind=True,
-    ignore_result=True,
-    acks_late=True,
-    autoretry_for=(RefundNotSent,),
-    retry_backoff=5,
-    retry_backoff_max=300,
-    retry_jitter=True,
-    max_retries=6,
-    soft_time_limit=60,
-    time_limit=90,
-)
+@shared_task(autoretry_for=(RefundNotSent,), **WHILE_IMPORT_IS_DOWN)
 def refund_cancelled_booking(self, reservation_id: int, actor_id: int | None = None) -> None:
     """One booking of a cancelled performance: refund it in full and cancel it. Retried
     while I'mport is unreachable; reconciliation finishes any that still slip."""

@@ -493,9 +493,11 @@ def _claim_standing(
         )
     if claimed != quantity:
         if len(picked) < quantity:
-            left = len(picked)
-        else:  # taken between the read and the UPDATE (SQLite reads before it writes)
-            left = InventoryItem.objects.filter(pk__in=[row[0] for row in picked]).free(now).count()
+            left = len(picked)  # read with the locks: what the other buyers left
+        else:  # cannot happen with the locks above; counted, to be safe
+            left = (
+                InventoryItem.objects.filter(performance=reservation.performance_id, section=section).free(now).count()
+            )
         zone = section.display_name
         if left:
             message = ngettext(
