@@ -502,6 +502,35 @@ def payment_refund_by_staff(
     return refunded
 
 
+# --- Letting a hold go ---------------------------------------------------------
+
+
+def hold_release(*, reservation: Reservation, actor, reason: str, now: dt.datetime | None = None) -> Reservation:
+    """Let a hold go (staff, or a cancelled performance) and withdraw the virtual
+    accounts still waiting for its deposit, so that no money is sent for seats that
+    are no longer the customer's. Raises ReservationError as reservation_release does.
+
+    A withdrawal I'mport refuses (the deposit came this instant) or cannot be asked
+    is logged and left: a deposit that arrives for a released hold is refunded.
+    """
+    released = reservation_services.reservation_release(reservation=reservation, actor=actor, reason=reason, now=now)
+    for payment in Payment.objects.filter(reservation=reservation, status=Payment.Status.AWAITING_DEPOSIT):
+        try:
+            remote = get_gateway().revoke_vbank(imp_uid=payment.imp_uid)
+        except GatewayError as exc:
+            _log(payment, "vbank_revoke_failed", str(exc))
+            logger.warning("could not withdraw the virtual account of %s: %s", payment.merchant_uid, exc)
+            continue
+        Payment.objects.filter(pk=payment.pk, status=Payment.Status.AWAITING_DEPOSIT).update(
+            status=Payment.Status.CANCELLED,
+            failure_reason=_("The virtual account was withdrawn: the seats were released."),
+            gateway_payload=remote.raw,
+            updated_at=timezone.now(),
+        )
+        _log(payment, "vbank_revoked", reason)
+    return released
+
+
 # --- A cancelled performance --------------------------------------------------
 
 
@@ -513,7 +542,7 @@ class PerformanceCancellation:
     waiting_for_account: int  # virtual account bookings: the customer names the account
 
 
-CANCELLED_BY_ORGANISER = gettext_noop("performance cancelled")
+CANCELLED_BY_ORGANISER = reservation_services.PERFORMANCE_CANCELLED
 
 
 def performance_cancel(*, performance: Performance, actor, now: dt.datetime | None = None) -> PerformanceCancellation:
@@ -537,9 +566,7 @@ def performance_cancel(*, performance: Performance, actor, now: dt.datetime | No
         performance=performance, status__in=Reservation.LIVE_HOLD_STATUSES
     ).order_by("pk"):
         try:
-            reservation_services.reservation_release(
-                reservation=reservation, actor=actor, reason=CANCELLED_BY_ORGANISER, now=now
-            )
+            hold_release(reservation=reservation, actor=actor, reason=CANCELLED_BY_ORGANISER, now=now)
         except reservation_services.ReservationError:
             continue  # had expired (now recorded so), or was paid this instant: refunded below or by the sync
         released += 1

@@ -5,6 +5,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, gettext_noop, ngettext
 
 from events.models import Performance
+from payments.services import hold_release
 from ticketing.admin_helpers import ReadOnlyTabularInline, ServiceWrittenAdmin
 from ticketing.formatting import krw
 
@@ -133,9 +134,8 @@ class ReservationAdmin(ServiceWrittenAdmin):
         released = 0
         for reservation in queryset.filter(status__in=Reservation.LIVE_HOLD_STATUSES):
             try:
-                services.reservation_release(
-                    reservation=reservation, actor=request.user, reason=gettext_noop("released by staff")
-                )
+                # Through payments: a virtual account waiting for its deposit is withdrawn too.
+                hold_release(reservation=reservation, actor=request.user, reason=gettext_noop("released by staff"))
                 released += 1
             except services.ReservationError:
                 pass  # expired meanwhile: the service recorded it as expired

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, OperationalError, connection, transaction
-from django.db.models import BooleanField, ExpressionWrapper
+from django.db.models import BooleanField, ExpressionWrapper, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop, ngettext
@@ -744,16 +744,23 @@ def reservation_cancel(*, reservation: Reservation, actor, reason: str = "", now
     return reservation
 
 
+# Why holds are let go when staff call a performance off (shown translated).
+PERFORMANCE_CANCELLED = gettext_noop("performance cancelled")
+
+
 def holds_expire(*, now: dt.datetime | None = None, batch: int = 500) -> int:
     """Record expired holds as expired and free their places; return how many.
 
     Correctness never waits for this: availability already treats an expired hold
-    as free. This keeps the tables tidy and the history accurate.
+    as free. This keeps the tables tidy and the history accurate. Holds of a
+    cancelled performance go too: one made in the second before the cancellation
+    reached every process (they read the performance once a second) cannot be paid.
     """
     now = now or timezone.now()
     count = 0
+    stale = Q(expires_at__lte=now) | Q(performance__status=Performance.Status.CANCELLED)
     ids = list(
-        Reservation.objects.filter(status__in=Reservation.LIVE_HOLD_STATUSES, expires_at__lte=now)
+        Reservation.objects.filter(stale, status__in=Reservation.LIVE_HOLD_STATUSES)
         .order_by("pk")
         .values_list("pk", flat=True)[:batch]
     )
@@ -775,7 +782,13 @@ def holds_expire(*, now: dt.datetime | None = None, batch: int = 500) -> int:
 def _expire_one(pk: int, now: dt.datetime) -> int:
     with transaction.atomic():
         reservation = Reservation.objects.select_for_update().filter(pk=pk).first()
-        if reservation is None or not reservation.is_expired(now) or reservation.status == Status.EXPIRED:
+        if reservation is None or reservation.status not in Reservation.LIVE_HOLD_STATUSES:
+            return 0
+        if not reservation.is_expired(now):
+            if Performance.objects.filter(pk=reservation.performance_id, status=Performance.Status.CANCELLED).exists():
+                _free_items(reservation)
+                _transition(reservation, Status.RELEASED, reason=PERFORMANCE_CANCELLED, now=now)
+                return 1
             return 0
         _free_items(reservation)
         _transition(reservation, Status.EXPIRED, reason=gettext_noop("hold time ran out"), now=now)

@@ -4,6 +4,7 @@ booking is refunded in full, through the real client against the fake I'mport.""
 import datetime as dt
 
 import pytest
+import requests
 from django.contrib.auth.models import Permission
 from django.urls import reverse
 from django.utils import timezone
@@ -170,6 +171,58 @@ def test_a_payment_completed_after_the_cancellation_is_refunded(
     payment.refresh_from_db()
     assert payment.status == "cancelled" and payment.refunded_amount == payment.amount
     assert status_of(reservation) == "released"
+
+
+def awaiting_deposit(fake_iamport, user, performance, label):
+    """A hold whose virtual account is issued and waits for the customer's deposit."""
+    reservation = hold(user, performance, label)
+    payment = start(reservation, method="vbank")
+    rsp = checkout(fake_iamport, payment, outcome="vbank")
+    assert services.payment_sync(imp_uid=rsp["imp_uid"], source="callback").outcome == "awaiting_deposit"
+    payment.refresh_from_db()
+    return reservation, payment
+
+
+def deposit_refused(fake_iamport, payment) -> bool:
+    response = requests.post(fake_iamport.url + "__fake__/vbank/deposit", json={"imp_uid": payment.imp_uid}, timeout=10)
+    return response.status_code != 200
+
+
+def test_an_open_virtual_account_is_withdrawn_with_its_hold(
+    fake_iamport, performance, alice, staff_user, django_capture_on_commit_callbacks
+):
+    reservation, payment = awaiting_deposit(fake_iamport, alice, performance, A1)
+    with django_capture_on_commit_callbacks(execute=True):
+        summary = services.performance_cancel(performance=performance, actor=staff_user)
+    assert summary.holds_released == 1
+    assert status_of(reservation) == "released"
+    payment.refresh_from_db()
+    assert payment.status == "cancelled" and payment.refunded_amount == 0
+    assert payment.failure_reason == "The virtual account was withdrawn: the seats were released."
+    assert deposit_refused(fake_iamport, payment)  # the bank no longer takes money for it
+
+
+def test_staff_releasing_a_hold_withdraw_its_virtual_account(client, fake_iamport, performance, alice, staff_user):
+    reservation, payment = awaiting_deposit(fake_iamport, alice, performance, A1)
+    client.force_login(staff_user)
+    client.post(
+        reverse("admin:reservations_reservation_changelist"),
+        {"action": "release_holds", "_selected_action": [reservation.pk]},
+    )
+    assert status_of(reservation) == "released"
+    payment.refresh_from_db()
+    assert payment.status == "cancelled"
+    assert deposit_refused(fake_iamport, payment)
+
+
+def test_a_withdrawal_i_mport_refuses_still_releases_the_hold(fake_iamport, performance, alice, staff_user):
+    reservation, payment = awaiting_deposit(fake_iamport, alice, performance, A1)
+    fake_iamport.add_fault(status=500, count=3, match="vbanks/")
+    services.hold_release(reservation=reservation, actor=staff_user, reason="released by staff")
+    assert status_of(reservation) == "released"
+    payment.refresh_from_db()
+    assert payment.status == "awaiting_deposit"  # left as I'mport has it; a deposit would be refunded
+    assert payment.events.filter(kind="vbank_revoke_failed").exists()
 
 
 def changelist():

@@ -508,6 +508,19 @@ def test_a_deadlock_in_the_sweep_is_retried_and_never_stops_the_rest(alice, bob,
     assert Reservation.objects.get(pk=unlucky.pk).status == "expired"
 
 
+def test_sweeper_lets_go_of_holds_on_a_cancelled_performance(alice, bob, performance):
+    # Made in the second before the cancellation reached this process.
+    late = hold(alice, performance, A1)
+    elsewhere = hold(bob, PerformanceFactory(event=performance.event, layout=performance.layout), A1)
+    Performance.objects.filter(pk=performance.pk).update(status=Performance.Status.CANCELLED)
+    assert holds_expire() == 1
+    late.refresh_from_db()
+    assert late.status == "released" and late.transitions.last().reason == "performance cancelled"
+    assert statuses(performance)[A1] == "available"
+    assert Reservation.objects.get(pk=elsewhere.pk).status == "held"
+    assert holds_expire() == 0
+
+
 def test_sweeper_leaves_seats_someone_else_took_since(alice, bob, performance):
     old = hold(alice, performance, A1, now=timezone.now() - dt.timedelta(minutes=11))
     new = hold(bob, performance, A1)
