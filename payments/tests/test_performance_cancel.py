@@ -107,6 +107,8 @@ def test_a_virtual_account_customer_cancels_for_a_full_refund(
     page = client.get(vbank.get_absolute_url()).content.decode()
     assert "This performance has been cancelled, and everything you paid is refunded." in page
     assert "name the bank account to refund to" in page
+    listed = client.get(reverse("reservations:list")).content.decode()
+    assert "Performance cancelled: refund due" in listed
     quote = services.refund_preview(reservation=vbank)
     assert quote.allowed and quote.cancellation_fee == 0 and quote.total_refund == vbank.total_amount
     # Even after the date, when the policy would say no.
