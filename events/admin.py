@@ -12,9 +12,9 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy, ngettext
+from django.utils.translation import gettext_lazy, ngettext, pgettext_lazy
 
-from payments.services import performance_cancel
+from payments.services import performance_cancel, performance_cancel_preview
 from reservations.forms import IdListField, parse_id
 from reservations.models import InventoryItem, Reservation, free_condition, held_condition
 from reservations.services import (
@@ -262,6 +262,21 @@ class PerformanceAdminForm(forms.ModelForm):
         model = Performance
         fields = ["event", "layout", "starts_at", "sales_open_at", "sales_close_at", "status", "waiting_room_rate"]
 
+    def clean_status(self):
+        status, was = self.cleaned_data["status"], self.instance.status if self.instance.pk else None
+        cancelled = Performance.Status.CANCELLED
+        if status == cancelled and was != cancelled:
+            # Cancelling refunds money: it has its own action, which shows what it will do.
+            raise ValidationError(
+                _(
+                    "To cancel a performance, use “Cancel and refund every booking” on the list of performances: "
+                    "it shows what will be released and refunded first."
+                )
+            )
+        if was == cancelled and status != cancelled:
+            raise ValidationError(_("A cancelled performance cannot be put back on sale: its bookings are refunded."))
+        return status
+
     def clean(self):
         data = super().clean()
         # Only a new performance builds inventory, so only then must every grade code
@@ -322,7 +337,7 @@ class StandingBlockForm(forms.Form):
     """Staff block (or unblock) a number of a standing zone's places."""
 
     zone = forms.CharField()
-    quantity = forms.IntegerField(label=gettext_lazy("places"), min_value=1, max_value=100_000)
+    quantity = forms.IntegerField(label=pgettext_lazy("standing zone", "places"), min_value=1, max_value=100_000)
 
     def clean_zone(self):
         zone = parse_id(self.cleaned_data["zone"])
@@ -400,11 +415,12 @@ class PerformanceAdmin(admin.ModelAdmin):
         if not change:
             count = inventory_create(performance=obj)
             self.message_user(request, _("Created %(count)d places for sale.") % {"count": count})
-        elif "status" in form.changed_data and obj.status == Performance.Status.CANCELLED:
-            # Cancelled from its form: the same as the action (holds let go, refunds).
-            self._report_cancellation(request, obj, performance_cancel(performance=obj, actor=request.user))
 
-    @admin.action(description=gettext_lazy("Cancel and refund every booking"), permissions=["change"])
+    def has_cancel_permission(self, request):
+        """Cancelling refunds every booking: it takes the right to refund payments too."""
+        return self.has_change_permission(request) and request.user.has_perm("payments.change_payment")
+
+    @admin.action(description=gettext_lazy("Cancel and refund every booking"), permissions=["cancel"])
     def cancel_and_refund(self, request, queryset):
         """Asks first, with what it will do; then cancels each selected performance."""
         performances = list(queryset.select_related("event").order_by("starts_at"))
@@ -414,20 +430,8 @@ class PerformanceAdmin(admin.ModelAdmin):
                     request, performance, performance_cancel(performance=performance, actor=request.user)
                 )
             return None
-        now = timezone.now()
-        rows = []
-        for performance in performances:
-            bookings = Reservation.objects.filter(performance=performance, status=Reservation.Status.CONFIRMED)
-            rows.append(
-                {
-                    "performance": performance,
-                    "holds": Reservation.objects.filter(
-                        performance=performance, status__in=Reservation.LIVE_HOLD_STATUSES, expires_at__gt=now
-                    ).count(),
-                    "bookings": bookings.count(),
-                    "paid": bookings.aggregate(total=Sum("total_amount"))["total"] or 0,
-                }
-            )
+        # A few queries per performance: staff select one or a handful to cancel.
+        rows = [(performance, performance_cancel_preview(performance=performance)) for performance in performances]
         context = {
             **self.admin_site.each_context(request),
             "opts": self.model._meta,
@@ -438,18 +442,16 @@ class PerformanceAdmin(admin.ModelAdmin):
         return TemplateResponse(request, "admin/events/performance/cancel.html", context)
 
     def _report_cancellation(self, request, performance, summary):
+        holds = ngettext("%(count)d hold released", "%(count)d holds released", summary.holds_released) % {
+            "count": summary.holds_released
+        }
+        refunds = ngettext(
+            "%(count)d booking being refunded", "%(count)d bookings being refunded", summary.refunds_queued
+        ) % {"count": summary.refunds_queued}
         self.message_user(
             request,
-            _(
-                "%(performance)s is cancelled: %(holds)d holds released, %(refunds)d bookings being refunded "
-                "(%(amount)s)."
-            )
-            % {
-                "performance": performance,
-                "holds": summary.holds_released,
-                "refunds": summary.refunds_queued,
-                "amount": krw(summary.refund_total),
-            },
+            _("%(performance)s is cancelled: %(holds)s, %(refunds)s (%(amount)s).")
+            % {"performance": performance, "holds": holds, "refunds": refunds, "amount": krw(summary.refund_total)},
         )
         if summary.waiting_for_account:
             self.message_user(
@@ -577,10 +579,10 @@ class PerformanceAdmin(admin.ModelAdmin):
         try:
             if "block_standing" in request.POST:
                 count = inventory_block_standing(performance=performance, section_id=zone, quantity=quantity)
-                message = _("Blocked %(count)d of %(asked)d places; held or sold ones were skipped.")
+                message = _("Blocked %(count)d of %(asked)d standing places; held or sold ones were skipped.")
             else:
                 count = inventory_unblock_standing(performance=performance, section_id=zone, quantity=quantity)
-                message = _("Put %(count)d places back on sale.")
+                message = _("Put %(count)d standing places back on sale.")
         except ReservationError as exc:
             self.message_user(request, exc.message, messages.ERROR)
             return

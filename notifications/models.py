@@ -22,6 +22,7 @@ class Notification(models.Model):
         BOOKING_CANCELLED = "booking_cancelled", _("Booking cancelled")
         REFUNDED = "refunded", _("Refund issued")
         PERFORMANCE_TOMORROW = "performance_tomorrow", _("Performance tomorrow")
+        PERFORMANCE_CANCELLED = "performance_cancelled", _("Performance cancelled: refund account needed")
 
     class Status(models.TextChoices):
         QUEUED = "queued", _("Queued")

@@ -77,6 +77,7 @@ SUBJECTS = {
     Kind.BOOKING_CANCELLED: _("[Ticketing] Booking %(code)s is cancelled"),
     Kind.REFUNDED: _("[Ticketing] Refund for booking %(code)s"),
     Kind.PERFORMANCE_TOMORROW: _("[Ticketing] Tomorrow: %(event)s"),
+    Kind.PERFORMANCE_CANCELLED: _("[Ticketing] %(event)s is cancelled: your refund for booking %(code)s"),
 }
 
 
@@ -413,6 +414,8 @@ def _not_needed(notification: Notification, now: dt.datetime) -> str:
         or reservation.performance.status == "cancelled"
     ):
         return "the booking is no longer going ahead"
+    elif notification.kind == Kind.PERFORMANCE_CANCELLED and reservation.status != Reservation.Status.CONFIRMED:
+        return "the booking was cancelled and refunded already"
     return ""
 
 

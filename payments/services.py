@@ -17,6 +17,7 @@ import logging
 from dataclasses import dataclass
 
 from django.db import transaction
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
@@ -45,7 +46,8 @@ class PaymentError(Exception):
 
 
 class RefundNotSent(PaymentError):
-    """I'mport did not answer a refund: nothing was refunded, and asking again is safe."""
+    """I'mport did not answer a refund, and did not show one when asked after: asking
+    again is safe (the checksum refuses a second refund of the same money)."""
 
 
 def _log(payment: Payment | None, kind: str, message: str = "", imp_uid: str = "", **data) -> None:
@@ -211,7 +213,10 @@ def _apply(remote: GatewayPayment, source: str) -> SyncResult:
             why = _("%(reason)s Your payment is being refunded in full.")
             return _owe_refund(payment, remote, why % {"reason": exc.message})
         except reservation_services.ReservationError:
-            if reservation.status == Reservation.Status.RELEASED:
+            gone = _performance_gone(reservation)
+            if gone:  # it came after staff called the show off: say that, not the hold's end
+                why = _("%(reason)s Your payment is being refunded in full.") % {"reason": gone}
+            elif reservation.status == Reservation.Status.RELEASED:
                 # Let go in another tab (or by staff) while the payment window was open.
                 why = _("These seats were released before your payment arrived, so it is being refunded in full.")
             else:
@@ -262,6 +267,15 @@ def _apply(remote: GatewayPayment, source: str) -> SyncResult:
 
     payment.save(update_fields=["gateway_payload", "updated_at"])
     return SyncResult(payment, "unchanged", _("The payment is not complete yet."))
+
+
+def _performance_gone(reservation: Reservation) -> str:
+    """Why the reservation's performance can no longer be paid for, or ""."""
+    try:
+        reservation_services.check_payable(reservation.performance, timezone.now())
+    except reservation_services.PerformanceGone as exc:
+        return exc.message
+    return ""
 
 
 def _owe_refund(payment: Payment, remote: GatewayPayment, message: str) -> SyncResult:
@@ -403,13 +417,26 @@ def payment_refund(
             refund_account=refund_account,
         )
     except GatewayUnavailable as exc:
+        # No answer is not "no refund": I'mport may have refunded and the answer been
+        # lost. Ask it; only a refund it does not show is tried again.
         _log(locked, "refund_failed", str(exc))
-        raise RefundNotSent(_("The payment service is not answering; nothing was refunded. Please try again.")) from exc
+        remote = _refund_seen_at_gateway(locked)
+        if remote is None:
+            raise RefundNotSent(
+                _(
+                    "The payment service is not answering, so the refund could not be confirmed. "
+                    "Please try again in a few minutes: the same money is never refunded twice."
+                )
+            ) from exc
     except GatewayError as exc:
         _log(locked, "refund_refused", str(exc))
         raise PaymentError(_("The refund was refused: %(reason)s") % {"reason": exc.message}) from exc
     with transaction.atomic():
+        before = locked.refunded_amount
         locked = Payment.objects.select_for_update().get(pk=payment.pk)
+        if locked.refunded_amount != before:
+            # Two lost answers at once both found the refund at I'mport: one records it.
+            raise PaymentError(_("This payment was refunded meanwhile."))
         locked.refunded_amount = min(remote.cancel_amount, locked.amount)
         if locked.refunded_amount >= locked.amount:
             locked.status = Payment.Status.CANCELLED
@@ -417,6 +444,16 @@ def payment_refund(
         locked.save()
         _log(locked, "refunded", reason, amount=amount)
     return locked
+
+
+def _refund_seen_at_gateway(payment: Payment) -> GatewayPayment | None:
+    """The payment as I'mport has it, if it shows more refunded than we recorded."""
+    try:
+        remote = get_gateway().find(imp_uid=payment.imp_uid)
+    except GatewayError as exc:
+        logger.warning("could not check the refund of %s at I'mport: %s", payment.merchant_uid, exc)
+        return None
+    return remote if remote.cancel_amount > payment.refunded_amount else None
 
 
 def booking_cancel(
@@ -542,14 +579,12 @@ class PerformanceCancellation:
     waiting_for_account: int  # virtual account bookings: the customer names the account
 
 
-CANCELLED_BY_ORGANISER = reservation_services.PERFORMANCE_CANCELLED
-
-
 def performance_cancel(*, performance: Performance, actor, now: dt.datetime | None = None) -> PerformanceCancellation:
     """Call a performance off: nothing more is sold or paid for it, live holds are let
     go, and every confirmed booking is refunded in full, one background task each (a
     refund is a call to I'mport). Virtual account payments can only be refunded to an
-    account the customer names, so those customers cancel from their booking, in full.
+    account the customer names, so those customers are emailed to cancel from their
+    booking, in full.
 
     Safe to run again: it finishes whatever is left (reconciliation does the same for
     refunds whose task gave up).
@@ -566,29 +601,51 @@ def performance_cancel(*, performance: Performance, actor, now: dt.datetime | No
         performance=performance, status__in=Reservation.LIVE_HOLD_STATUSES
     ).order_by("pk"):
         try:
-            hold_release(reservation=reservation, actor=actor, reason=CANCELLED_BY_ORGANISER, now=now)
+            hold_release(
+                reservation=reservation, actor=actor, reason=reservation_services.PERFORMANCE_CANCELLED, now=now
+            )
         except reservation_services.ReservationError:
             continue  # had expired (now recorded so), or was paid this instant: refunded below or by the sync
         released += 1
-    summary = PerformanceCancellation(released, 0, 0, 0)
-    for reservation, payment in _confirmed_bookings_with_payments(performance):
-        if payment is not None and payment.method == Payment.Method.VBANK:
-            summary.waiting_for_account += 1
-            continue
-        summary.refunds_queued += 1
-        summary.refund_total += payment.amount - payment.refunded_amount if payment else 0
+    to_refund, by_account = _refund_plan(performance)
+    for reservation, payment in by_account:
+        # Asked for the account to refund to (once, however often this runs).
+        notification_queue(kind=Notification.Kind.PERFORMANCE_CANCELLED, reservation=reservation, payment=payment)
+    for reservation, _payment in to_refund:
         enqueue(tasks.refund_cancelled_booking, reservation.pk, getattr(actor, "pk", None))
+    summary = PerformanceCancellation(released, len(to_refund), _still_paid(to_refund), len(by_account))
     logger.info("performance %s cancelled by %s: %s", performance.pk, actor, summary)
     return summary
 
 
-def _confirmed_bookings_with_payments(performance: Performance):
+def performance_cancel_preview(*, performance: Performance, now: dt.datetime | None = None) -> PerformanceCancellation:
+    """What performance_cancel would do now (the staff's confirmation page)."""
+    now = now or timezone.now()
+    holds = Reservation.objects.filter(
+        performance=performance, status__in=Reservation.LIVE_HOLD_STATUSES, expires_at__gt=now
+    ).count()
+    to_refund, by_account = _refund_plan(performance)
+    return PerformanceCancellation(holds, len(to_refund), _still_paid(to_refund), len(by_account))
+
+
+def _refund_plan(performance: Performance):
+    """The confirmed bookings with their paid payment (or None): those refunded for the
+    customer, and those paid by virtual account, whose customer names the account."""
     bookings = Reservation.objects.filter(performance=performance, status=Reservation.Status.CONFIRMED).order_by("pk")
     paid = {
         payment.reservation_id: payment
         for payment in Payment.objects.filter(reservation__in=bookings, status=Payment.Status.PAID)
     }
-    return [(reservation, paid.get(reservation.pk)) for reservation in bookings]
+    to_refund, by_account = [], []
+    for reservation in bookings:
+        payment = paid.get(reservation.pk)
+        vbank = payment is not None and payment.method == Payment.Method.VBANK
+        (by_account if vbank else to_refund).append((reservation, payment))
+    return to_refund, by_account
+
+
+def _still_paid(bookings) -> int:
+    return sum(payment.amount - payment.refunded_amount for _reservation, payment in bookings if payment)
 
 
 def booking_refund_cancelled_performance(*, reservation_id: int, actor=None) -> bool:
@@ -606,18 +663,28 @@ def booking_refund_cancelled_performance(*, reservation_id: int, actor=None) -> 
     if not reservation.payments.filter(status=Payment.Status.PAID).exists():
         # Nothing was paid (a free ticket, or issued by staff): cancelled, nothing to send back.
         with transaction.atomic():
-            reservation_services.reservation_cancel(reservation=reservation, actor=actor, reason=CANCELLED_BY_ORGANISER)
+            reservation_services.reservation_cancel(
+                reservation=reservation, actor=actor, reason=reservation_services.PERFORMANCE_CANCELLED
+            )
             notification_queue(kind=Notification.Kind.BOOKING_CANCELLED, reservation=reservation, context={"refund": 0})
         return True
     try:
-        booking_cancel(reservation=reservation, actor=actor, reason=CANCELLED_BY_ORGANISER)
+        booking_cancel(reservation=reservation, actor=actor, reason=reservation_services.PERFORMANCE_CANCELLED)
     except RefundNotSent:
         raise
     except PaymentError as exc:
-        # Refunded or cancelled meanwhile by another run (the checksum refuses a second
-        # refund of the same money), or refused by I'mport: staff see it in the log.
+        # Refused: refunded meanwhile by another run or an attempt whose answer was
+        # lost (the checksum refuses the same money twice), or refused outright. What
+        # I'mport has is the truth: the sync records a refund made and cancels the booking.
         logger.warning("refund of %s for a cancelled performance: %s", reservation.code, exc.message)
-        return False
+        paid = reservation.payments.filter(status=Payment.Status.PAID).exclude(imp_uid="").first()
+        if paid is not None:
+            try:
+                payment_sync(imp_uid=paid.imp_uid, source="reconcile")
+            except GatewayError as sync_exc:
+                raise RefundNotSent(sync_exc.message) from sync_exc
+        reservation.refresh_from_db()
+        return reservation.status == Reservation.Status.CANCELLED
     return True
 
 
@@ -630,14 +697,21 @@ def payments_reconcile(*, older_than: dt.timedelta = dt.timedelta(minutes=2), no
     synced = 0
     for payment in Payment.objects.filter(needs_refund=True):
         _refund_owed(payment)
+    # Bookings of cancelled performances still standing (their task gave up, or the
+    # broker was down), except those whose customer names the account to refund to.
     for reservation_id in (
-        Payment.objects.filter(
-            status=Payment.Status.PAID,
-            reservation__status=Reservation.Status.CONFIRMED,
-            reservation__performance__status=Performance.Status.CANCELLED,
+        Reservation.objects.filter(
+            status=Reservation.Status.CONFIRMED, performance__status=Performance.Status.CANCELLED
         )
-        .exclude(method=Payment.Method.VBANK)
-        .values_list("reservation_id", flat=True)[:200]
+        .exclude(
+            Exists(
+                Payment.objects.filter(
+                    reservation=OuterRef("pk"), status=Payment.Status.PAID, method=Payment.Method.VBANK
+                )
+            )
+        )
+        .order_by("pk")
+        .values_list("pk", flat=True)[:200]
     ):
         try:
             booking_refund_cancelled_performance(reservation_id=reservation_id)

@@ -293,11 +293,15 @@ def _same_form_again(
         item_ids=tuple(sorted(selection.item_ids)), standing=tuple(sorted((z, q) for z, q in selection.standing if q))
     )
     if chosen_by_customer and _selection_of(earlier) != (performance.pk, asked):
-        raise ReservationError(
-            _("This form was already sent, and made booking %(code)s. Please choose your seats again on this page.")
-            % {"code": earlier.code}
-        )
+        raise _form_used(earlier)
     return earlier
+
+
+def _form_used(earlier: Reservation) -> ReservationError:
+    return ReservationError(
+        _("This form was already sent, and made booking %(code)s. Please choose your seats again on this page.")
+        % {"code": earlier.code}
+    )
 
 
 def _selection_of(reservation: Reservation) -> tuple[int, Selection]:
@@ -457,21 +461,26 @@ def _claim_seats(reservation: Reservation, lines: list[ReservationLine], now: dt
     raise SeatsTaken([line.label for line in lost_lines], [line.item_id for line in lost_lines])
 
 
+def _standing_zone(performance: Performance, section_id: int) -> Section:
+    section = Section.objects.filter(pk=section_id, layout=performance.layout_id, kind=Section.Kind.STANDING).first()
+    if section is None:
+        raise ReservationError(_("That standing zone is not part of this performance."))
+    return section
+
+
 def _claim_standing(
     reservation: Reservation, section_id: int, quantity: int, now: dt.datetime
 ) -> list[ReservationLine]:
-    section = Section.objects.filter(
-        pk=section_id, layout=reservation.performance.layout_id, kind=Section.Kind.STANDING
-    ).first()
-    if section is None:
-        raise ReservationError(_("That standing zone is not part of this performance."))
+    section = _standing_zone(reservation.performance, section_id)
+    # The places only: a join would lock the price grade's row too (MariaDB has no
+    # FOR UPDATE OF), and every buyer of the grade would queue behind the first.
     free = (
         InventoryItem.objects.filter(performance=reservation.performance_id, section=section, seat__isnull=True)
         .free(now)
         .order_by("pk")
         .select_for_update()
     )
-    fields = ("pk", "price_grade__code", "price_grade__name", "price_grade__price")
+    fields = ("pk", "price_grade_id")
     picked = []
     if connection.features.has_select_for_update_skip_locked:
         # Any free places will do: first the ones no other buyer has locked this
@@ -487,7 +496,7 @@ def _claim_standing(
     claimed = 0
     if len(picked) == quantity:
         claimed = (
-            InventoryItem.objects.filter(pk__in=[row[0] for row in picked])
+            InventoryItem.objects.filter(pk__in=[pk for pk, _grade in picked])
             .free(now)
             .update(status=InventoryItem.Status.HELD, held_until=reservation.expires_at, reservation=reservation)
         )
@@ -506,8 +515,9 @@ def _claim_standing(
         else:
             message = _("%(zone)s is sold out.") % {"zone": zone}
         raise ZoneShort(message)
+    grades = {grade.pk: grade for grade in PriceGrade.objects.filter(pk__in={grade for _pk, grade in picked})}
     label = _("%(zone)s (standing)") % {"zone": section.display_name}
-    return [_line(pk, label, code, name, price) for pk, code, name, price in picked]
+    return [_line(pk, label, grades[grade].code, grades[grade].name, grades[grade].price) for pk, grade in picked]
 
 
 def _line(item_id: int, label: str, grade_code: str, grade_name: str, price: int) -> ReservationLine:
@@ -589,7 +599,11 @@ def reservation_hold_best_available(
         raise ReservationError(_("That grade is not sold for this performance."))
     earlier = _earlier_hold(user, request_token)
     if earlier is not None:
-        return earlier  # sent again: its seats were chosen the first time
+        # Sent again: its seats were chosen the first time, if it asked for these.
+        codes = [line.grade_code for line in earlier.lines.all()]
+        if earlier.performance_id != performance.pk or codes != [grade.code] * quantity:
+            raise _form_used(earlier)
+        return earlier
     for _attempt in range(attempts):
         blocks = best_available_seats(performance=performance, grade=grade, quantity=quantity, now=now)
         if not blocks:
@@ -819,9 +833,8 @@ def inventory_unblock(*, performance: Performance, item_ids: list[int]) -> int:
 
 
 def _standing_places(performance: Performance, section_id: int):
-    if not Section.objects.filter(pk=section_id, layout=performance.layout_id, kind=Section.Kind.STANDING).exists():
-        raise ReservationError(_("That standing zone is not part of this performance."))
-    return InventoryItem.objects.filter(performance=performance, section=section_id, seat__isnull=True)
+    zone = _standing_zone(performance, section_id)
+    return InventoryItem.objects.filter(performance=performance, section=zone, seat__isnull=True)
 
 
 @_retry_on_deadlock

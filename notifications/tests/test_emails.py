@@ -91,6 +91,12 @@ CASES = {
         ["We have refunded", "Your booking itself is unchanged."],
         ["환불해 드렸습니다", "예매는 그대로 유지됩니다"],
     ),
+    Kind.PERFORMANCE_CANCELLED: (
+        "{event} is cancelled: your refund for booking {code}",
+        "공연 취소 및 환불 안내: {event} (예매 {code})",
+        ["everything you paid is refunded", "by virtual account", "Cancel and get your refund"],
+        ["전액을 환불해 드립니다", "가상계좌로 결제하셨으므로", "취소하고 환불받기"],
+    ),
     Kind.PERFORMANCE_TOMORROW: (
         "Tomorrow: {event}",
         "내일 공연 안내: {event}",

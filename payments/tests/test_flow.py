@@ -373,6 +373,45 @@ def test_refunds_never_exceed_what_is_left(fake_iamport, alice, performance):
     assert payment.refunded_amount == 10000
 
 
+def test_a_refund_whose_answer_is_lost_is_found_at_i_mport_and_recorded(fake_iamport, alice, performance, monkeypatch):
+    from payments.gateway import Gateway, GatewayUnavailable
+
+    reservation, payment = paid_booking(fake_iamport, alice, performance, A1)
+    real_cancel = Gateway.cancel
+
+    def refunds_then_times_out(self, **kwargs):
+        real_cancel(self, **kwargs)  # I'mport refunds...
+        raise GatewayUnavailable("read timed out")  # ...and the answer never arrives
+
+    monkeypatch.setattr(Gateway, "cancel", refunds_then_times_out)
+    services.booking_cancel(reservation=reservation, actor=alice)
+
+    payment.refresh_from_db()
+    reservation.refresh_from_db()
+    assert payment.refunded_amount == payment.amount and payment.status == "cancelled"
+    assert reservation.status == "cancelled"
+    kinds = list(payment.events.values_list("kind", flat=True))
+    assert kinds.count("refund_failed") == 1 and kinds.count("refunded") == 1
+
+
+def test_a_refund_i_mport_does_not_show_after_a_lost_answer_changes_nothing(
+    fake_iamport, alice, performance, monkeypatch
+):
+    from payments.gateway import Gateway, GatewayUnavailable
+
+    reservation, payment = paid_booking(fake_iamport, alice, performance, A1)
+
+    def times_out(self, **kwargs):
+        raise GatewayUnavailable("connection refused")
+
+    monkeypatch.setattr(Gateway, "cancel", times_out)
+    with pytest.raises(services.RefundNotSent, match="could not be confirmed"):
+        services.booking_cancel(reservation=reservation, actor=alice)
+    payment.refresh_from_db()
+    reservation.refresh_from_db()
+    assert (payment.status, payment.refunded_amount, reservation.status) == ("paid", 0, "confirmed")
+
+
 def test_a_double_clicked_cancel_refunds_once(fake_iamport, alice, performance):
     reservation, payment = paid_booking(fake_iamport, alice, performance, A1)
     services.booking_cancel(reservation=reservation, actor=alice)

@@ -76,10 +76,13 @@ def test_cancelling_releases_holds_and_refunds_every_booking_in_full(
     assert card.fee_amount > 0 and card_payment.amount == card.total_amount
     assert status_of(card) == "cancelled"
     assert card.transitions.last().actor == staff_user
-    (email,) = mailoutbox
-    assert email.to == [card.user.email]
-    assert "The organiser has cancelled this performance" in email.body
-    assert "244,000" in email.body or "₩244,000" in email.body
+    card_email, vbank_email = sorted(mailoutbox, key=lambda m: m.to != [card.user.email])
+    assert card_email.to == [card.user.email]
+    assert "The organiser has cancelled this performance" in card_email.body
+    assert "₩244,000" in card_email.body
+    # The virtual account customer is asked for the account to refund to.
+    assert vbank_email.to == [vbank.user.email]
+    assert vbank.get_absolute_url() in vbank_email.body
     # The virtual account waits for the customer's refund account.
     assert status_of(vbank) == "confirmed"
     vbank_payment.refresh_from_db()
@@ -94,7 +97,7 @@ def test_cancelling_releases_holds_and_refunds_every_booking_in_full(
     assert (again.holds_released, again.refunds_queued, again.waiting_for_account) == (0, 0, 1)
     card_payment.refresh_from_db()
     assert card_payment.refunded_amount == card_payment.amount
-    assert len(mailoutbox) == 1
+    assert len(mailoutbox) == 2
 
 
 def test_a_virtual_account_customer_cancels_for_a_full_refund(
@@ -128,9 +131,10 @@ def test_a_booking_nothing_was_paid_for_is_cancelled_too(
     from reservations.services import reservation_confirm
 
     free = reservation_confirm(reservation=hold(alice, performance, A1))  # issued without a payment
-    with django_capture_on_commit_callbacks(execute=True):
-        summary = services.performance_cancel(performance=performance, actor=staff_user)
+    summary = services.performance_cancel(performance=performance, actor=staff_user)  # its task lost
     assert (summary.refunds_queued, summary.refund_total) == (1, 0)
+    assert status_of(free) == "confirmed"
+    services.payments_reconcile()  # finishes it
     assert status_of(free) == "cancelled"
     assert InventoryItem.objects.get(performance=performance, seat__label=A1).status == "available"
 
@@ -160,6 +164,33 @@ def test_a_refund_i_mport_does_not_answer_is_finished_by_reconciliation(
     assert payment.refunded_amount == payment.amount
 
 
+def test_a_refund_whose_answer_was_lost_is_recorded_not_made_twice(
+    fake_iamport, performance, alice, staff_user, settings, mailoutbox, django_capture_on_commit_callbacks
+):
+    import time
+
+    booking, payment = paid_booking(fake_iamport, alice, performance, A1)
+    services.performance_cancel(performance=performance, actor=staff_user)  # its task is not run here
+    settings.IAMPORT_READ_TIMEOUT = 0.3
+    fake_iamport.set_stall(1, count=1, match="/payments/cancel")  # refunds, but answers too late
+    with pytest.raises(services.RefundNotSent, match="could not be confirmed"):
+        services.booking_refund_cancelled_performance(reservation_id=booking.pk)
+    time.sleep(0.9)  # the stalled refund goes through at I'mport meanwhile
+    mailoutbox.clear()
+
+    # The retry's refund is refused (nothing is left), and I'mport shows the first one.
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.booking_refund_cancelled_performance(reservation_id=booking.pk)
+
+    payment.refresh_from_db()
+    assert payment.status == "cancelled" and payment.refunded_amount == payment.amount
+    assert status_of(booking) == "cancelled"
+    assert len(mailoutbox) == 1 and "주최 측 사정으로 공연 회차가 취소되어" in mailoutbox[0].body  # in her language
+    remote = services.get_gateway().find(imp_uid=payment.imp_uid)
+    assert remote.cancel_amount == payment.amount  # refunded once, though asked twice
+    assert len(fake_iamport.requests_to("/payments/cancel")) == 2
+
+
 def test_a_payment_completed_after_the_cancellation_is_refunded(
     fake_iamport, performance, alice, staff_user, django_capture_on_commit_callbacks
 ):
@@ -169,7 +200,7 @@ def test_a_payment_completed_after_the_cancellation_is_refunded(
         services.performance_cancel(performance=performance, actor=staff_user)
     rsp = checkout(fake_iamport, payment)
     result = services.payment_sync(imp_uid=rsp["imp_uid"], source="callback")
-    assert "refunded in full" in result.message
+    assert result.message == "This performance has been cancelled. Your payment is being refunded in full."
     payment.refresh_from_db()
     assert payment.status == "cancelled" and payment.refunded_amount == payment.amount
     assert status_of(reservation) == "released"
@@ -238,11 +269,9 @@ def test_the_admin_action_asks_first_then_cancels(
     ask = client.post(changelist(), {"action": "cancel_and_refund", "_selected_action": [performance.pk]})
     page = " ".join(ask.content.decode().split())
     assert ask.status_code == 200 and "This cannot be undone." in page
-    card, _ = sold_performance["card"]
-    vbank, _ = sold_performance["vbank"]
-    # 2 live holds, 2 confirmed bookings and what they were paid.
-    total = f"{card.total_amount + vbank.total_amount:,}"
-    assert f"<td>{performance}</td><td>2</td><td>2</td><td>₩{total}</td>" in page
+    card, card_payment = sold_performance["card"]
+    # 2 live holds, the card booking refunded now for what it was paid, 1 by virtual account.
+    assert f"<td>{performance}</td><td>2</td><td>1</td><td>₩{card_payment.amount:,}</td><td>1</td>" in page
     assert Performance.objects.get(pk=performance.pk).status != "cancelled"  # nothing yet
 
     with django_capture_on_commit_callbacks(execute=True):
@@ -252,17 +281,13 @@ def test_the_admin_action_asks_first_then_cancels(
             follow=True,
         )
     page = done.content.decode()
-    assert "is cancelled: 2 holds released, 1 bookings being refunded" in page
+    assert f"is cancelled: 2 holds released, 1 booking being refunded (₩{card_payment.amount:,})." in page
     assert "1 booking was paid by virtual account" in page
     assert Performance.objects.get(pk=performance.pk).status == "cancelled"
     assert status_of(card) == "cancelled"
 
 
-def test_cancelling_from_the_change_form_does_the_same(
-    client, fake_iamport, performance, alice, staff_user, django_capture_on_commit_callbacks
-):
-    booking, payment = paid_booking(fake_iamport, alice, performance, A1)
-    client.force_login(staff_user)
+def change_form_data(client, performance, **changes):
     url = reverse("admin:events_performance_change", args=[performance.pk])
     form = client.get(url).context["adminform"].form
     data = {name: form[name].value() for name in form.fields if form[name].value() is not None}
@@ -270,19 +295,38 @@ def test_cancelling_from_the_change_form_does_the_same(
         local = timezone.localtime(getattr(performance, name))
         data[f"{name}_0"], data[f"{name}_1"] = f"{local:%Y-%m-%d}", f"{local:%H:%M:%S}"
         data.pop(name, None)
-    data["status"] = "cancelled"
-    with django_capture_on_commit_callbacks(execute=True):
-        response = client.post(url, data, follow=True)
-    assert "is cancelled: 0 holds released, 1 bookings being refunded" in response.content.decode()
-    payment.refresh_from_db()
-    assert payment.refunded_amount == payment.amount and status_of(booking) == "cancelled"
+    return url, {**data, **changes}
 
 
-def test_staff_who_may_only_view_cannot_cancel(client, performance, fake_iamport, alice):
+def test_the_change_form_sends_staff_to_the_action_to_cancel(client, fake_iamport, performance, alice, staff_user):
     booking, _ = paid_booking(fake_iamport, alice, performance, A1)
-    viewer = UserFactory(is_staff=True)
-    viewer.user_permissions.add(Permission.objects.get(codename="view_performance"))
-    client.force_login(viewer)
+    client.force_login(staff_user)
+    url, data = change_form_data(client, performance, status="cancelled")
+    response = client.post(url, data)
+    assert response.status_code == 200  # the form again, with the error
+    assert "use “Cancel and refund every booking” on the list of performances" in response.content.decode()
+    assert Performance.objects.get(pk=performance.pk).status != "cancelled"
+    assert status_of(booking) == "confirmed"
+
+
+def test_a_cancelled_performance_cannot_go_back_on_sale(client, performance, staff_user):
+    Performance.objects.filter(pk=performance.pk).update(status=Performance.Status.CANCELLED)
+    performance.refresh_from_db()
+    client.force_login(staff_user)
+    url, data = change_form_data(client, performance, status="on_sale")
+    response = client.post(url, data)
+    assert "cannot be put back on sale" in response.content.decode()
+    assert Performance.objects.get(pk=performance.pk).status == "cancelled"
+
+
+@pytest.mark.parametrize("may", [["view_performance"], ["view_performance", "change_performance"]])
+def test_staff_who_may_not_refund_cannot_cancel(client, performance, fake_iamport, alice, may):
+    booking, _ = paid_booking(fake_iamport, alice, performance, A1)
+    staff = UserFactory(is_staff=True)
+    staff.user_permissions.add(*Permission.objects.filter(codename__in=may))
+    client.force_login(staff)
+    page = client.get(changelist()).content.decode()
+    assert 'value="cancel_and_refund"' not in page  # not offered
     response = client.post(
         changelist(), {"action": "cancel_and_refund", "_selected_action": [performance.pk], "confirmed": "yes"}
     )
@@ -290,3 +334,12 @@ def test_staff_who_may_only_view_cannot_cancel(client, performance, fake_iamport
     assert Performance.objects.get(pk=performance.pk).status != "cancelled"
     assert status_of(booking) == "confirmed"
     assert Payment.objects.get(reservation=booking).refunded_amount == 0
+
+
+def test_staff_who_may_change_performances_and_payments_can_cancel(client, performance, fake_iamport, alice):
+    staff = UserFactory(is_staff=True)
+    staff.user_permissions.add(
+        *Permission.objects.filter(codename__in=["view_performance", "change_performance", "change_payment"])
+    )
+    client.force_login(staff)
+    assert 'value="cancel_and_refund"' in client.get(changelist()).content.decode()

@@ -59,7 +59,7 @@ def test_staff_block_and_unblock_a_number_of_standing_places(staff, performance)
 
     response = staff.post(seats_url(performance), {"block_standing": "1", "zone": zone.pk, "quantity": 5}, follow=True)
     page = response.content.decode()
-    assert "Blocked 3 of 5 places; held or sold ones were skipped." in page
+    assert "Blocked 3 of 5 standing places; held or sold ones were skipped." in page
     assert "<td>1층 스탠딩</td><td>0</td><td>1</td><td>0</td><td>3</td>" in page
     assert places.filter(status="held").count() == 1  # the customer's place is theirs still
     with pytest.raises(ReservationError, match="sold out"):
@@ -68,7 +68,7 @@ def test_staff_block_and_unblock_a_number_of_standing_places(staff, performance)
     response = staff.post(
         seats_url(performance), {"unblock_standing": "1", "zone": zone.pk, "quantity": 2}, follow=True
     )
-    assert "Put 2 places back on sale." in response.content.decode()
+    assert "Put 2 standing places back on sale." in response.content.decode()
     assert places.filter(status="blocked").count() == 1
     assert places.filter(status="available").count() == 2
 

@@ -266,9 +266,9 @@ def test_real_http_requests_race_for_the_last_standing_places(live_server, perfo
     results = race(buy, THREADS)
     statuses = sorted(status for status, _ in results)
     assert statuses == [302] * 4 + [409] * (THREADS - 4), statuses
-    # Each refusal says why in words: sold out, or the last places going this instant.
+    # Each refusal says why in words: a buyer waits for the ones ahead, so sold out.
     refusals = [body for status, body in results if status == 409]
-    assert all("is sold out" in body or "taking the last places" in body for body in refusals)
+    assert all("1층 스탠딩 is sold out." in body for body in refusals)
     winners = Reservation.objects.filter(performance=performance, status="held")
     assert winners.count() == 4
     assert all(r.lines.count() == 1 for r in winners)

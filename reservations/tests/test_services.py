@@ -265,6 +265,18 @@ def test_best_available_sent_twice_holds_once(alice, performance):
     )
     assert once.pk == twice.pk
     assert InventoryItem.objects.filter(performance=performance, status="held").count() == 2
+    # The same page's token sent for something else: refused, naming the booking.
+    other_grade = PriceGrade.objects.filter(event=performance.event).exclude(code="R").first()
+    for asked_grade, quantity in ((grade, 3), (other_grade, 2)):
+        with pytest.raises(ReservationError, match=f"already sent, and made booking {once.code}"):
+            reservation_hold_best_available(
+                user=alice, performance=performance, grade=asked_grade, quantity=quantity, request_token="best-form"
+            )
+    seat_form = hold(alice, performance, C1, request_token="seat-form")
+    with pytest.raises(ReservationError, match=f"made booking {seat_form.code}"):
+        reservation_hold_best_available(
+            user=alice, performance=performance, grade=grade, quantity=1, request_token="seat-form"
+        )
 
 
 def _expire(reservation):
