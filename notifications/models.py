@@ -23,6 +23,7 @@ class Notification(models.Model):
         REFUNDED = "refunded", _("Refund issued")
         PERFORMANCE_TOMORROW = "performance_tomorrow", _("Performance tomorrow")
         PERFORMANCE_CANCELLED = "performance_cancelled", _("Performance cancelled: refund account needed")
+        REFUND_ACCOUNT_NEEDED = "refund_account_needed", _("Refund account needed")
 
     class Status(models.TextChoices):
         QUEUED = "queued", _("Queued")

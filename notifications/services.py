@@ -78,6 +78,7 @@ SUBJECTS = {
     Kind.REFUNDED: _("[Ticketing] Refund for booking %(code)s"),
     Kind.PERFORMANCE_TOMORROW: _("[Ticketing] Tomorrow: %(event)s"),
     Kind.PERFORMANCE_CANCELLED: _("[Ticketing] %(event)s is cancelled: your refund for booking %(code)s"),
+    Kind.REFUND_ACCOUNT_NEEDED: _("[Ticketing] Where should we refund your deposit for booking %(code)s?"),
 }
 
 
@@ -90,7 +91,7 @@ def backoff(attempts: int) -> dt.timedelta:
 
 
 def _default_key(kind: str, reservation: Reservation, payment: Payment | None) -> str:
-    if kind == Kind.AWAITING_DEPOSIT:
+    if kind in (Kind.AWAITING_DEPOSIT, Kind.REFUND_ACCOUNT_NEEDED):
         return f"{kind}:{payment.pk}"
     if kind == Kind.REFUNDED:
         # One message per refund: the amount refunded so far tells refunds apart.
@@ -416,6 +417,8 @@ def _not_needed(notification: Notification, now: dt.datetime) -> str:
         return "the booking is no longer going ahead"
     elif notification.kind == Kind.PERFORMANCE_CANCELLED and reservation.status != Reservation.Status.CONFIRMED:
         return "the booking was cancelled and refunded already"
+    elif notification.kind == Kind.REFUND_ACCOUNT_NEEDED and (payment is None or not payment.needs_refund):
+        return "the deposit was refunded already"
     return ""
 
 

@@ -25,25 +25,29 @@ BANKS = [
 ]
 
 
-class CancelForm(forms.Form):
-    """Confirming a cancellation; virtual-account payments also name a refund account."""
+class RefundAccountForm(forms.Form):
+    """The bank account a virtual-account payment is refunded to."""
 
-    token = forms.CharField(widget=forms.HiddenInput)
-    refund_bank = forms.ChoiceField(label=_("Bank"), choices=BANKS, required=False)
+    refund_bank = forms.ChoiceField(label=_("Bank"), choices=BANKS)
     refund_account = forms.RegexField(
         label=_("Account number"),
         regex=r"^[0-9-]{6,20}$",
-        required=False,
         error_messages={"invalid": _("Enter the account number with digits and dashes only.")},
     )
-    refund_holder = forms.CharField(label=_("Account holder"), max_length=40, required=False)
+    refund_holder = forms.CharField(label=_("Account holder"), max_length=40)
+
+
+class CancelForm(RefundAccountForm):
+    """Confirming a cancellation; virtual-account payments also name a refund account."""
+
+    token = forms.CharField(widget=forms.HiddenInput)
+    field_order = ["token", "refund_bank", "refund_account", "refund_holder"]
 
     def __init__(self, *args, needs_account: bool, **kwargs):
         super().__init__(*args, **kwargs)
         self.needs_account = needs_account
-        if needs_account:
-            for name in ("refund_bank", "refund_account", "refund_holder"):
-                self.fields[name].required = True
+        for name in ("refund_bank", "refund_account", "refund_holder"):
+            self.fields[name].required = needs_account
 
 
 class StaffRefundForm(forms.Form):

@@ -315,21 +315,39 @@ def _record_refund(payment: Payment, remote: GatewayPayment, reservation: Reserv
     return SyncResult(payment, "refunded", _("Refunded %(amount)s.") % {"amount": krw(refunded)})
 
 
-def _refund_owed(payment: Payment) -> None:
+def _refund_owed(payment: Payment, **account) -> None:
     """Send back money we must not keep. Safe to repeat: the checksum (I'mport's own
     remaining balance, which may differ from our order when the amount was tampered
-    with) refuses a second refund of the same money."""
+    with) refuses a second refund of the same money.
+
+    A virtual account deposit can only go back to an account the customer names
+    (`account`: refund_holder, refund_bank, refund_account); until they do, they are
+    asked for it (once) instead of I'mport being asked in vain every few minutes.
+    """
     paid = int(payment.gateway_payload.get("amount") or 0)
     already = int(payment.gateway_payload.get("cancel_amount") or 0)
     if not payment.needs_refund or not payment.imp_uid or paid - already <= 0:
         return
+    if payment.method == Payment.Method.VBANK and not account:
+        notification_queue(
+            kind=Notification.Kind.REFUND_ACCOUNT_NEEDED,
+            reservation=payment.reservation,
+            payment=payment,
+            context={"refund": paid - already, "reason": payment.failure_reason},
+        )
+        return
     try:
         remote = get_gateway().cancel(
-            imp_uid=payment.imp_uid, reason=payment.failure_reason or "automatic refund", checksum=paid - already
+            imp_uid=payment.imp_uid,
+            reason=payment.failure_reason or "automatic refund",
+            checksum=paid - already,
+            **account,
         )
     except GatewayError as exc:
         logger.warning("automatic refund of %s failed, will retry: %s", payment.merchant_uid, exc)
         _log(payment, "refund_failed", str(exc))
+        if account:
+            raise PaymentError(_("The refund was refused: %(reason)s") % {"reason": exc.message}) from exc
         return
     with transaction.atomic():
         locked = Payment.objects.select_for_update().get(pk=payment.pk)
@@ -347,6 +365,16 @@ def _refund_owed(payment: Payment) -> None:
             payment=locked,
             context={"refund": remote.cancel_amount, "reason": locked.failure_reason},
         )
+
+
+def payment_refund_to_account(*, payment: Payment, refund_holder: str, refund_bank: str, refund_account: str) -> None:
+    """The customer names the account for a virtual account deposit we owe back (it
+    came after their hold ended, or for a performance called off before it was
+    confirmed); the whole deposit is refunded there. Raises PaymentError if I'mport
+    refuses, with its reason."""
+    if not (payment.needs_refund and payment.method == Payment.Method.VBANK):
+        raise PaymentError(_("Nothing is owed back on this payment."))
+    _refund_owed(payment, refund_holder=refund_holder, refund_bank=refund_bank, refund_account=refund_account)
 
 
 # --- Refunds ------------------------------------------------------------------

@@ -19,7 +19,7 @@ from ticketing.celery import send_now
 from ticketing.formatting import krw
 
 from . import services, tasks
-from .forms import CancelForm, PayForm
+from .forms import CancelForm, PayForm, RefundAccountForm
 from .gateway import GatewayError, PaymentNotFound
 from .models import Payment
 
@@ -195,5 +195,31 @@ def cancel(request, code):
         request,
         "payments/cancel.html",
         {"reservation": reservation, "quote": quote, "form": form},
+        status=400 if form.errors else 200,
+    )
+
+
+@login_required
+def refund_account(request, code):
+    """Name the bank account for a virtual account deposit we owe back."""
+    reservation = own_reservation(user=request.user, code=code)
+    payment = reservation.payments.filter(needs_refund=True, method=Payment.Method.VBANK).first()
+    if payment is None:
+        messages.info(request, _("Nothing is owed back on this booking."))
+        return redirect(reservation.get_absolute_url())
+    form = RefundAccountForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.payment_refund_to_account(payment=payment, **form.cleaned_data)
+        except services.PaymentError as exc:
+            form.add_error(None, exc.message)
+        else:
+            messages.success(request, _("Your deposit is being refunded to the account you named."))
+            return redirect(reservation.get_absolute_url())
+    owed = payment.amount - payment.refunded_amount
+    return render(
+        request,
+        "payments/refund_account.html",
+        {"reservation": reservation, "payment": payment, "owed": owed, "form": form},
         status=400 if form.errors else 200,
     )

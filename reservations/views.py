@@ -171,6 +171,7 @@ def detail(request, code):
             "paid_by_vbank": any(
                 p.status == Payment.Status.PAID and p.method == Payment.Method.VBANK for p in payments
             ),
+            "refund_needs_account": any(p.needs_refund and p.method == Payment.Method.VBANK for p in payments),
             "ticket_qr": ticket_qr_svg(reservation) if status == "confirmed" else None,
             "performance": reservation.performance,
             "event": reservation.performance.event,

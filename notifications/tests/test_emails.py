@@ -97,6 +97,12 @@ CASES = {
         ["everything you paid is refunded", "by virtual account", "Cancel and get your refund"],
         ["전액을 환불해 드립니다", "가상계좌로 결제하셨으므로", "취소하고 환불받기"],
     ),
+    Kind.REFUND_ACCOUNT_NEEDED: (
+        "Where should we refund your deposit for booking {code}?",
+        "예매 {code} 입금액 환불 계좌 안내",
+        ["can only be refunded to a bank account you name", "₩122,000", "Enter the refund account"],
+        ["환불받으실 계좌를 알려", "122,000원", "환불 계좌 입력"],
+    ),
     Kind.PERFORMANCE_TOMORROW: (
         "Tomorrow: {event}",
         "내일 공연 안내: {event}",
@@ -116,6 +122,10 @@ def setup_kind(kind, user, performance, booked_at):
     reservation, payment = confirmed(user, performance, booked_at)
     if kind == Kind.BOOKING_CANCELLED:
         return reservation, payment, {"refund": 220000, "fee": 24000}
+    if kind == Kind.REFUND_ACCOUNT_NEEDED:
+        Payment.objects.filter(pk=payment.pk).update(needs_refund=True)
+        payment.refresh_from_db()
+        return reservation, payment, {"refund": 122000}
     if kind == Kind.REFUNDED:
         Payment.objects.filter(pk=payment.pk).update(refunded_amount=20000)
         payment.refresh_from_db()
