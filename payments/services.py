@@ -20,7 +20,7 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_noop
+from django.utils.translation import gettext_lazy, gettext_noop
 
 from events.models import Performance
 from notifications.models import Notification
@@ -43,6 +43,12 @@ class PaymentError(Exception):
     def __init__(self, message: str):
         super().__init__(message)
         self.message = message
+
+
+REFUND_UNCONFIRMED = gettext_lazy(
+    "The payment service is not answering, so the refund could not be confirmed. "
+    "Please try again in a few minutes: the same money is never refunded twice."
+)
 
 
 class RefundNotSent(PaymentError):
@@ -346,9 +352,15 @@ def _refund_owed(payment: Payment, **account) -> None:
     except GatewayError as exc:
         logger.warning("automatic refund of %s failed, will retry: %s", payment.merchant_uid, exc)
         _log(payment, "refund_failed", str(exc))
-        if account:
-            raise PaymentError(_("The refund was refused: %(reason)s") % {"reason": exc.message}) from exc
-        return
+        # An earlier attempt's answer may have been lost (refused now by the checksum,
+        # or this answer lost too): what I'mport shows is recorded below.
+        remote = _refund_seen_at_gateway(payment)
+        if remote is None:
+            if account and isinstance(exc, GatewayUnavailable):
+                raise RefundNotSent(str(REFUND_UNCONFIRMED)) from exc
+            if account:
+                raise PaymentError(_("The refund was refused: %(reason)s") % {"reason": exc.message}) from exc
+            return
     with transaction.atomic():
         locked = Payment.objects.select_for_update().get(pk=payment.pk)
         locked.refunded_amount = min(remote.cancel_amount, locked.amount)
@@ -450,12 +462,7 @@ def payment_refund(
         _log(locked, "refund_failed", str(exc))
         remote = _refund_seen_at_gateway(locked)
         if remote is None:
-            raise RefundNotSent(
-                _(
-                    "The payment service is not answering, so the refund could not be confirmed. "
-                    "Please try again in a few minutes: the same money is never refunded twice."
-                )
-            ) from exc
+            raise RefundNotSent(str(REFUND_UNCONFIRMED)) from exc
     except GatewayError as exc:
         _log(locked, "refund_refused", str(exc))
         raise PaymentError(_("The refund was refused: %(reason)s") % {"reason": exc.message}) from exc

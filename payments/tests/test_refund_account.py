@@ -105,3 +105,34 @@ def test_only_the_owner_may_name_the_account(client, fake_iamport, bob, deposit_
     payment.refresh_from_db()
     assert payment.needs_refund and payment.refunded_amount == 0
     assert Payment.objects.filter(pk=payment.pk, status="paid").exists()
+
+
+def test_a_refund_to_the_account_whose_answer_is_lost_is_recorded_once(
+    client, fake_iamport, alice, deposit_owed_back, monkeypatch
+):
+    from payments.gateway import Gateway, GatewayUnavailable
+
+    reservation, payment = deposit_owed_back
+    real_cancel = Gateway.cancel
+
+    def refunds_then_times_out(self, **kwargs):
+        real_cancel(self, **kwargs)
+        raise GatewayUnavailable("read timed out")
+
+    monkeypatch.setattr(Gateway, "cancel", refunds_then_times_out)
+    client.force_login(alice)
+    response = client.post(page(reservation), ACCOUNT)
+    assert response.status_code == 302
+    payment.refresh_from_db()
+    assert (payment.status, payment.needs_refund, payment.refunded_amount) == ("cancelled", False, payment.amount)
+
+
+def test_i_mport_not_answering_the_refund_to_the_account_says_so(client, fake_iamport, alice, deposit_owed_back):
+    reservation, payment = deposit_owed_back
+    fake_iamport.add_fault(status=503, count=10, match="payments")  # the refund and the look-up after it
+    client.force_login(alice)
+    response = client.post(page(reservation), ACCOUNT)
+    assert response.status_code == 400
+    assert "could not be confirmed" in response.content.decode()
+    payment.refresh_from_db()
+    assert payment.needs_refund and payment.refunded_amount == 0
