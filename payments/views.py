@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from reservations.models import Reservation
 from reservations.selectors import own_reservation
@@ -200,6 +200,7 @@ def cancel(request, code):
 
 
 @login_required
+@require_http_methods(["GET", "POST"])
 def refund_account(request, code):
     """Name the bank account for a virtual account deposit we owe back."""
     reservation = own_reservation(user=request.user, code=code)

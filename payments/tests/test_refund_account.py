@@ -102,6 +102,8 @@ def test_only_the_owner_may_name_the_account(client, fake_iamport, bob, deposit_
     assert client.post(page(reservation), ACCOUNT).status_code == 302  # to sign in
     client.force_login(bob)
     assert client.post(page(reservation), ACCOUNT).status_code == 404
+    client.force_login(reservation.user)
+    assert client.put(page(reservation), ACCOUNT).status_code == 405
     payment.refresh_from_db()
     assert payment.needs_refund and payment.refunded_amount == 0
     assert Payment.objects.filter(pk=payment.pk, status="paid").exists()
