@@ -692,10 +692,12 @@ def booking_refund_cancelled_performance(*, reservation_id: int, actor=None) -> 
         reservation is None
         or reservation.status != Reservation.Status.CONFIRMED
         or reservation.performance.status != Performance.Status.CANCELLED
-        or reservation.payments.filter(status=Payment.Status.PAID, method=Payment.Method.VBANK).exists()
     ):
         return False
-    if not reservation.payments.filter(status=Payment.Status.PAID).exists():
+    paid = reservation.payments.filter(status=Payment.Status.PAID).first()
+    if paid is not None and paid.method == Payment.Method.VBANK:
+        return False
+    if paid is None:
         # Nothing was paid (a free ticket, or issued by staff): cancelled, nothing to send back.
         with transaction.atomic():
             reservation_services.reservation_cancel(
@@ -712,8 +714,7 @@ def booking_refund_cancelled_performance(*, reservation_id: int, actor=None) -> 
         # lost (the checksum refuses the same money twice), or refused outright. What
         # I'mport has is the truth: the sync records a refund made and cancels the booking.
         logger.warning("refund of %s for a cancelled performance: %s", reservation.code, exc.message)
-        paid = reservation.payments.filter(status=Payment.Status.PAID).exclude(imp_uid="").first()
-        if paid is not None:
+        if paid.imp_uid:
             try:
                 payment_sync(imp_uid=paid.imp_uid, source="reconcile")
             except GatewayError as sync_exc:
@@ -730,7 +731,7 @@ def payments_reconcile(*, older_than: dt.timedelta = dt.timedelta(minutes=2), no
     """Catch up on payments whose webhook never came, and on refunds still owed."""
     now = now or timezone.now()
     synced = 0
-    for payment in Payment.objects.filter(needs_refund=True):
+    for payment in Payment.objects.filter(needs_refund=True).select_related("reservation"):
         _refund_owed(payment)
     # Bookings of cancelled performances still standing (their task gave up, or the
     # broker was down), except those whose customer names the account to refund to.

@@ -461,6 +461,10 @@ def _claim_seats(reservation: Reservation, lines: list[ReservationLine], now: dt
     raise SeatsTaken([line.label for line in lost_lines], [line.item_id for line in lost_lines])
 
 
+def _standing_places(performance_id: int, zone: Section):
+    return InventoryItem.objects.filter(performance=performance_id, section=zone, seat__isnull=True)
+
+
 def _standing_zone(performance: Performance, section_id: int) -> Section:
     section = Section.objects.filter(pk=section_id, layout=performance.layout_id, kind=Section.Kind.STANDING).first()
     if section is None:
@@ -474,12 +478,7 @@ def _claim_standing(
     section = _standing_zone(reservation.performance, section_id)
     # The places only: a join would lock the price grade's row too (MariaDB has no
     # FOR UPDATE OF), and every buyer of the grade would queue behind the first.
-    free = (
-        InventoryItem.objects.filter(performance=reservation.performance_id, section=section, seat__isnull=True)
-        .free(now)
-        .order_by("pk")
-        .select_for_update()
-    )
+    free = _standing_places(reservation.performance_id, section).free(now).order_by("pk").select_for_update()
     fields = ("pk", "price_grade_id")
     picked = []
     if connection.features.has_select_for_update_skip_locked:
@@ -493,31 +492,28 @@ def _claim_standing(
         # (The places picked above are ours already; a deadlock with another buyer
         # doing the same is retried by reservation_hold.)
         picked = list(free.values_list(*fields)[:quantity])
-    claimed = 0
-    if len(picked) == quantity:
-        claimed = (
-            InventoryItem.objects.filter(pk__in=[pk for pk, _grade in picked])
-            .free(now)
-            .update(status=InventoryItem.Status.HELD, held_until=reservation.expires_at, reservation=reservation)
-        )
-    if claimed != quantity:
-        if len(picked) < quantity:
-            left = len(picked)  # read with the locks: what the other buyers left
-        else:  # cannot happen with the locks above; counted, to be safe
-            left = (
-                InventoryItem.objects.filter(performance=reservation.performance_id, section=section).free(now).count()
-            )
-        zone = section.display_name
-        if left:
-            message = ngettext(
-                "%(zone)s has only %(left)d place left.", "%(zone)s has only %(left)d places left.", left
-            ) % {"zone": zone, "left": left}
-        else:
-            message = _("%(zone)s is sold out.") % {"zone": zone}
-        raise ZoneShort(message)
+    if len(picked) < quantity:
+        raise _zone_short(section, len(picked))  # read under the locks: what the others left
+    claimed = (
+        InventoryItem.objects.filter(pk__in=[pk for pk, _grade in picked])
+        .free(now)
+        .update(status=InventoryItem.Status.HELD, held_until=reservation.expires_at, reservation=reservation)
+    )
+    if claimed != quantity:  # cannot happen under the locks above; counted, to be safe
+        raise _zone_short(section, _standing_places(reservation.performance_id, section).free(now).count())
     grades = {grade.pk: grade for grade in PriceGrade.objects.filter(pk__in={grade for _pk, grade in picked})}
     label = _("%(zone)s (standing)") % {"zone": section.display_name}
     return [_line(pk, label, grades[grade].code, grades[grade].name, grades[grade].price) for pk, grade in picked]
+
+
+def _zone_short(section: Section, left: int) -> ZoneShort:
+    zone = section.display_name
+    if not left:
+        return ZoneShort(_("%(zone)s is sold out.") % {"zone": zone})
+    return ZoneShort(
+        ngettext("%(zone)s has only %(left)d place left.", "%(zone)s has only %(left)d places left.", left)
+        % {"zone": zone, "left": left}
+    )
 
 
 def _line(item_id: int, label: str, grade_code: str, grade_name: str, price: int) -> ReservationLine:
@@ -798,16 +794,17 @@ def _expire_one(pk: int, now: dt.datetime) -> int:
         reservation = Reservation.objects.select_for_update().filter(pk=pk).first()
         if reservation is None or reservation.status not in Reservation.LIVE_HOLD_STATUSES:
             return 0
-        if not reservation.is_expired(now):
-            if Performance.objects.filter(pk=reservation.performance_id, status=Performance.Status.CANCELLED).exists():
-                _free_items(reservation)
-                _transition(reservation, Status.RELEASED, reason=PERFORMANCE_CANCELLED, now=now)
-                return 1
+        if reservation.is_expired(now):
+            to_status, reason = Status.EXPIRED, gettext_noop("hold time ran out")
+        elif Performance.objects.filter(pk=reservation.performance_id, status=Performance.Status.CANCELLED).exists():
+            to_status, reason = Status.RELEASED, PERFORMANCE_CANCELLED
+        else:
             return 0
         _free_items(reservation)
-        _transition(reservation, Status.EXPIRED, reason=gettext_noop("hold time ran out"), now=now)
-        # Recorded with the expiry, emailed once it commits.
-        notification_queue(kind=Notification.Kind.BOOKING_EXPIRED, reservation=reservation, now=now)
+        _transition(reservation, to_status, reason=reason, now=now)
+        if to_status == Status.EXPIRED:
+            # Recorded with the expiry, emailed once it commits.
+            notification_queue(kind=Notification.Kind.BOOKING_EXPIRED, reservation=reservation, now=now)
         return 1
 
 
@@ -832,25 +829,22 @@ def inventory_unblock(*, performance: Performance, item_ids: list[int]) -> int:
     ).update(status=InventoryItem.Status.AVAILABLE)
 
 
-def _standing_places(performance: Performance, section_id: int):
-    zone = _standing_zone(performance, section_id)
-    return InventoryItem.objects.filter(performance=performance, section=zone, seat__isnull=True)
-
-
 @_retry_on_deadlock
 @transaction.atomic
 def inventory_block_standing(*, performance: Performance, section_id: int, quantity: int, now=None) -> int:
     """Take up to `quantity` free places of a standing zone off sale (a standing zone
     has no seat to click: staff give a number). Held and sold places are left alone."""
     now = now or timezone.now()
-    free = _standing_places(performance, section_id).free(now).order_by("pk").select_for_update()
+    zone = _standing_zone(performance, section_id)
+    free = _standing_places(performance.pk, zone).free(now).order_by("pk").select_for_update()
     ids = list(free.values_list("pk", flat=True)[:quantity])
     return inventory_block(performance=performance, item_ids=ids, now=now)
 
 
 @transaction.atomic
 def inventory_unblock_standing(*, performance: Performance, section_id: int, quantity: int) -> int:
-    blocked = _standing_places(performance, section_id).filter(status=InventoryItem.Status.BLOCKED)
+    zone = _standing_zone(performance, section_id)
+    blocked = _standing_places(performance.pk, zone).filter(status=InventoryItem.Status.BLOCKED)
     ids = list(blocked.order_by("pk").values_list("pk", flat=True)[:quantity])
     return inventory_unblock(performance=performance, item_ids=ids)
 

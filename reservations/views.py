@@ -90,12 +90,10 @@ def hold(request, slug, pk):
                 )
             # Keep the rest of the customer's choice ticked on the redrawn map.
             selected = frozenset(form.cleaned_data.get("items", ())) - set(exc.item_ids)
-        except services.ZoneShort as exc:
-            # Like a seat just taken: a conflict, and the redrawn page shows what is left.
-            status, error = 409, exc.message
-            selected = frozenset(form.cleaned_data.get("items", ()))
         except services.ReservationError as exc:
-            status, error = 400, exc.message
+            # Standing places just taken are a conflict, like a seat; the page drawn again
+            # shows what is left.
+            status, error = (409 if isinstance(exc, services.ZoneShort) else 400), exc.message
             selected = frozenset(form.cleaned_data.get("items", ()))
         else:
             if wants_json:
