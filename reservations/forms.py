@@ -67,6 +67,19 @@ class HoldForm(forms.Form):
                 label=zone.display_name, min_value=0, max_value=limit, required=False, initial=0
             )
 
+    def clean(self):
+        # A form drawn by the page names only this performance's zones, and each of
+        # its fields but `items` once. Anything else was made by hand: refused, not
+        # quietly dropped while the rest is held.
+        zones = {f"standing-{zone.pk}" for zone in self.standing_zones}
+        sent_twice = getattr(self.data, "getlist", None)  # a QueryDict, as requests have
+        for key in self.data:
+            if key.startswith("standing-") and key not in zones and str(self.data[key]).strip() not in ("", "0"):
+                raise ValidationError(IdListField.damaged)
+            if sent_twice and key != "items" and key in self.fields and len(sent_twice(key)) > 1:
+                raise ValidationError(IdListField.damaged)
+        return super().clean()
+
     def selection(self) -> Selection:
         standing = tuple(
             (zone.pk, self.cleaned_data[f"standing-{zone.pk}"])

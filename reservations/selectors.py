@@ -1,6 +1,6 @@
 from collections import Counter
 
-from django.db.models import Q, QuerySet
+from django.db.models import Max, Q, QuerySet
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
@@ -35,6 +35,9 @@ def upcoming_bookings(*, user, now) -> QuerySet[Reservation]:
     live = Q(status=Reservation.Status.CONFIRMED) | Q(status__in=Reservation.LIVE_HOLD_STATUSES, expires_at__gt=now)
     return (
         Reservation.objects.filter(live, user=user, performance__starts_at__gt=now)
+        # A virtual account waiting for its deposit: its deadline, shown instead of a
+        # countdown (the seats are kept until then).
+        .annotate(deposit_due=Max("payments__vbank_due", filter=Q(payments__status="awaiting_deposit")))
         .select_related("performance__event__venue")
         .prefetch_related("lines")
         .order_by("performance__starts_at", "created_at")
@@ -44,12 +47,16 @@ def upcoming_bookings(*, user, now) -> QuerySet[Reservation]:
 def for_booking_rows(reservations, now) -> bool:
     """Set what reservations/_booking_rows.html shows on each reservation (lines
     prefetched): the status as customers see it, the seconds a hold has left, and the
-    places ("label", or "label × n" for standing places); True if any is a live hold."""
+    places ("label", or "label × n" for standing places), and whether it counts down
+    (a live hold, unless it waits for a deposit); True if any counts down."""
     held = False
     for reservation in reservations:
         reservation.status_now = reservation.effective_status(now)
         reservation.seconds_now = reservation.seconds_left(now)
+        reservation.counting_down = reservation.status_now in Reservation.LIVE_HOLD_STATUSES and not getattr(
+            reservation, "deposit_due", None
+        )
         counts = Counter(line.label for line in reservation.lines.all())
         reservation.places = ", ".join(label if n == 1 else f"{label} × {n}" for label, n in counts.items())
-        held |= reservation.status_now == Reservation.Status.HELD
+        held |= reservation.counting_down
     return held

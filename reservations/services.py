@@ -335,13 +335,18 @@ def _hold_locked(
     if replace is not None:
         replace = _lock_own_hold(replace, user=user, performance=performance, now=now)
 
+    expires_at = now + dt.timedelta(minutes=event.hold_minutes)
+    if replace is not None:
+        # Changing seats keeps the clock running: a fresh one each time would let a
+        # customer (or a script) keep seats off sale for ever by "changing" to them.
+        expires_at = min(expires_at, replace.expires_at)
     # Inserted first so that a repeated token fails here, before the limit sees the
     # first submission's places. Priced now; standing places are added below.
     reservation = Reservation(
         user=user,
         performance=performance,
         status=Status.HELD,
-        expires_at=now + dt.timedelta(minutes=event.hold_minutes),
+        expires_at=expires_at,
         request_token=request_token,
         created_at=now,
     )
@@ -638,11 +643,27 @@ def reservation_release(*, reservation: Reservation, actor, reason: str = "", no
     return reservation
 
 
+def _not_live(status: str) -> InvalidTransition:
+    """Why a reservation that is no longer a live hold cannot be released."""
+    if status == Status.RELEASED:
+        return InvalidTransition(_("These seats were already released."))
+    if status == Status.EXPIRED:
+        return InvalidTransition(_("This hold had already expired; its seats have been released."))
+    if status == Status.CONFIRMED:
+        return InvalidTransition(
+            _("This booking has been paid for: to give the seats back, cancel the booking instead.")
+        )
+    return InvalidTransition(_("This booking was cancelled; its seats have been released."))
+
+
 @_retry_on_deadlock
 @transaction.atomic
 def _release(*, reservation: Reservation, actor, reason: str, now: dt.datetime) -> Reservation:
     reservation = _locked(reservation)
-    expired = reservation.status in Reservation.LIVE_HOLD_STATUSES and reservation.is_expired(now)
+    if reservation.status not in Reservation.LIVE_HOLD_STATUSES:
+        # Released from another tab, expired, or paid for meanwhile: say which.
+        raise _not_live(reservation.status)
+    expired = reservation.is_expired(now)
     _free_items(reservation)
     if expired:
         _transition(reservation, Status.EXPIRED, reason=gettext_noop("hold time ran out"), now=now)

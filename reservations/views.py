@@ -18,7 +18,7 @@ from events.views import render_performance_page
 # Views sit above both apps: checkout hands over to payments here.
 from payments.forms import PayForm
 from payments.models import Payment
-from payments.services import policy_for_event, refund_preview
+from payments.services import hold_release, policy_for_event, refund_preview
 
 from . import services, waiting_room
 from .forms import BestAvailableForm, HoldForm
@@ -188,9 +188,9 @@ def release(request, code):
     reservation = own_reservation(user=request.user, code=code)
     performance = reservation.performance
     try:
-        services.reservation_release(
-            reservation=reservation, actor=request.user, reason=gettext_noop("released by customer")
-        )
+        # A virtual account still waiting for this hold's deposit is withdrawn with it,
+        # so that no money is sent for seats that are no longer the customer's.
+        hold_release(reservation=reservation, actor=request.user, reason=gettext_noop("released by customer"))
     except services.ReservationError as exc:
         messages.info(request, exc.message)
     else:

@@ -460,13 +460,28 @@ def test_pay_needs_the_policy_agreement_and_the_owner(client, fake_iamport, alic
     assert not Payment.objects.exists()
 
 
+def test_paying_for_an_expired_hold_is_refused(client, fake_iamport, alice, performance):
+    reservation = hold(alice, performance, A1, now=timezone.now() - dt.timedelta(hours=1))
+    client.force_login(alice)
+    response = client.post(
+        reverse("payments:pay", args=[reservation.code]), {"method": "card", "agree": "on"}, follow=True
+    )
+    assert "Your hold has expired" in response.content.decode()
+    assert not Payment.objects.exists()
+    assert not fake_iamport.requests_to("/payments/prepare")  # nothing registered with I'mport
+
+
 def test_mobile_redirect_confirms_for_the_owner_only(client, fake_iamport, alice, performance):
     reservation = hold(alice, performance, A1)
     payment = start(reservation)
     rsp = checkout(fake_iamport, payment)
     url = reverse("payments:return") + f"?imp_uid={rsp['imp_uid']}&merchant_uid={payment.merchant_uid}&imp_success=true"
+    response = client.get(url)  # anonymous: to sign in, then back here
+    assert response.status_code == 302 and response.url.startswith(reverse("account_login"))
     client.force_login(UserFactory())
     assert client.get(url).status_code == 404
+    reservation.refresh_from_db()
+    assert reservation.status == "pending_payment"  # neither of them finished it
     client.force_login(alice)
     response = client.get(url, follow=True)
     assert "your booking is confirmed" in response.content.decode()
@@ -478,12 +493,15 @@ def test_callback_reports_and_redirects(client, fake_iamport, alice, performance
     reservation = hold(alice, performance, A1)
     payment = start(reservation)
     rsp = checkout(fake_iamport, payment)
+    url, body = reverse("payments:complete"), {"imp_uid": rsp["imp_uid"], "merchant_uid": payment.merchant_uid}
+    response = client.post(url, body, content_type="application/json")
+    assert response.status_code == 302 and response.url.startswith(reverse("account_login"))
+    client.force_login(UserFactory())
+    assert client.post(url, body, content_type="application/json").status_code == 404
+    reservation.refresh_from_db()
+    assert reservation.status == "pending_payment"
     client.force_login(alice)
-    response = client.post(
-        reverse("payments:complete"),
-        {"imp_uid": rsp["imp_uid"], "merchant_uid": payment.merchant_uid},
-        content_type="application/json",
-    )
+    response = client.post(url, body, content_type="application/json")
     assert response.json()["ok"] is True
     assert response.json()["redirect"] == reservation.get_absolute_url()
 

@@ -248,6 +248,38 @@ def test_staff_releasing_a_hold_withdraw_its_virtual_account(client, fake_iampor
     assert deposit_refused(fake_iamport, payment)
 
 
+def test_a_customer_cancelling_before_the_deposit_closes_the_account(client, fake_iamport, performance, alice, bob):
+    reservation, payment = awaiting_deposit(fake_iamport, alice, performance, A1)
+    url = reverse("reservations:release", args=[reservation.code])
+    client.force_login(bob)
+    assert client.post(url).status_code == 404
+    client.force_login(alice)
+    page = client.get(reservation.get_absolute_url()).content.decode()
+    assert 'id="cancel-before-deposit"' in page and "Release these seats" not in page
+    response = client.post(url, follow=True)
+    assert "Your seats have been released." in response.content.decode()
+    assert status_of(reservation) == "released"
+    assert reservation.transitions.last().actor == alice
+    payment.refresh_from_db()
+    assert payment.status == "cancelled"
+    assert deposit_refused(fake_iamport, payment)  # no money can be sent for seats given back
+    assert InventoryItem.objects.get(performance=performance, seat__label=A1).status == "available"
+
+
+def test_my_bookings_count_down_a_started_payment_and_show_a_deposit_deadline(client, fake_iamport, performance, alice):
+    card = hold(alice, performance, A2)
+    start(card)  # the card window was opened, then left: still a live hold
+    vbank, payment = awaiting_deposit(fake_iamport, alice, performance, A1)
+    client.force_login(alice)
+    for url in (reverse("reservations:list"), reverse("accounts:my_page")):
+        page = client.get(url).content.decode()
+        rows = {code: page[page.index(code) :].split("</li>")[0] for code in (card.code, vbank.code)}
+        assert 'class="countdown"' in rows[card.code], url
+        assert 'class="countdown"' not in rows[vbank.code], url  # kept until the deadline
+        assert f"Deposit by {timezone.localtime(payment.vbank_due):%Y.%m.%d}" in rows[vbank.code], url
+        assert "countdown.js" in page
+
+
 def test_a_withdrawal_i_mport_refuses_still_releases_the_hold(fake_iamport, performance, alice, staff_user):
     reservation, payment = awaiting_deposit(fake_iamport, alice, performance, A1)
     fake_iamport.add_fault(status=500, count=3, match="vbanks/")

@@ -8,7 +8,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from events.models import Performance, PriceGrade
-from events.tests.factories import PerformanceFactory
+from events.tests.factories import LayoutFactory, PerformanceFactory
 from reservations.models import InventoryItem, Reservation
 from reservations.tests.factories import hold, seat_items
 
@@ -216,7 +216,8 @@ def test_best_available(client, alice, performance):
 def test_checkout_is_the_owners_only(client, alice, bob, performance):
     reservation = hold(alice, performance, A1)
     url = reservation.get_absolute_url()
-    assert client.get(url).status_code == 302  # anonymous: to sign in
+    response = client.get(url)  # anonymous: to sign in, and back
+    assert response.status_code == 302 and response.url == f"{reverse('account_login')}?next={url}"
     client.force_login(bob)
     assert client.get(url).status_code == 404
     client.force_login(alice)
@@ -226,7 +227,8 @@ def test_checkout_is_the_owners_only(client, alice, bob, performance):
 def test_release_is_the_owners_only(client, alice, bob, performance):
     reservation = hold(alice, performance, A1)
     url = reverse("reservations:release", args=[reservation.code])
-    assert client.post(url).status_code == 302
+    response = client.post(url)
+    assert response.status_code == 302 and response.url.startswith(reverse("account_login"))
     reservation.refresh_from_db()
     assert reservation.status == "held"
     client.force_login(bob)
@@ -378,3 +380,86 @@ def test_changing_seats_the_json_answer_keeps_the_customers_own_seats_selectable
     assert answer.json()["unavailable"] == [a2.pk]  # A1 is still alice's to keep
     mine.refresh_from_db()
     assert mine.status == "held" and [line.label for line in mine.lines.all()] == [A1]
+
+
+def test_releasing_twice_says_the_seats_were_already_released(client, alice, performance):
+    reservation = hold(alice, performance, A1)
+    url = reverse("reservations:release", args=[reservation.code])
+    client.force_login(alice)
+    client.post(url)
+    response = client.post(url, follow=True)  # the same form, from another tab
+    assert "These seats were already released." in response.content.decode()
+    assert list(reservation.transitions.values_list("to_status", flat=True)) == ["held", "released"]
+
+
+def test_releasing_a_paid_booking_says_to_cancel_it(client, alice, performance):
+    from reservations.services import reservation_confirm
+
+    reservation = reservation_confirm(reservation=hold(alice, performance, A1))
+    client.force_login(alice)
+    response = client.post(reverse("reservations:release", args=[reservation.code]), follow=True)
+    assert "cancel the booking instead" in response.content.decode()
+    reservation.refresh_from_db()
+    assert reservation.status == "confirmed"
+    assert InventoryItem.objects.get(performance=performance, seat__label=A1).status == "sold"
+
+
+def test_changing_seats_keeps_the_hold_s_clock(client, alice, performance):
+    started = timezone.now() - dt.timedelta(minutes=9)
+    first = hold(alice, performance, A1, now=started)
+    client.force_login(alice)
+    page = client.get(performance.get_absolute_url() + f"?change={first.code}").content.decode()
+    assert "Changing does not restart the clock" in page
+    # Changed to the same seat (or any other) a minute before the end: still that end.
+    response = post_hold(client, performance, A1, token="t-change", change=first.code)
+    assert response.status_code == 302
+    changed = Reservation.objects.get(user=alice, status="held")
+    assert changed.pk != first.pk
+    assert changed.expires_at == first.expires_at
+
+
+def test_changing_an_expired_hold_is_refused(client, alice, performance):
+    old = hold(alice, performance, A1, now=timezone.now() - dt.timedelta(hours=1))
+    client.force_login(alice)
+    response = post_hold(client, performance, A2, token="t-late", change=old.code)
+    assert response.status_code == 400
+    assert "Your previous hold has ended" in response.content.decode()
+    assert not Reservation.objects.filter(user=alice, status="held", expires_at__gt=timezone.now()).exists()
+    assert InventoryItem.objects.get(performance=performance, seat__label=A2).status == "available"
+
+
+def test_a_zone_of_another_performance_is_refused_not_dropped(client, alice, performance):
+    elsewhere = LayoutFactory(spec='standing "스탠딩" floor=1층 x=0 y=0 w=200 h=80 capacity=50 grade=ST')
+    foreign = elsewhere.sections.get(kind="standing")
+    client.force_login(alice)
+    response = post_hold(client, performance, A1, **{f"standing-{foreign.pk}": 2})
+    assert response.status_code == 400
+    assert "The seat selection was damaged" in response.content.decode()
+    assert not Reservation.objects.exists()
+    # The same by the map's script: a JSON answer naming the problem.
+    data = {"token": "t-2", "items": [i.pk for i in seat_items(performance, A1)], f"standing-{foreign.pk}": 1}
+    response = client.post(hold_url(performance), data, headers={"accept": "application/json"})
+    assert response.status_code == 400 and "damaged" in response.json()["error"]
+    assert not Reservation.objects.exists()
+
+
+def test_a_field_sent_twice_is_refused(client, alice, performance):
+    client.force_login(alice)
+    (a1,) = seat_items(performance, A1)
+    response = client.post(hold_url(performance), {"token": ["t-1", "t-2"], "items": [a1.pk]})
+    assert response.status_code == 400 and "The seat selection was damaged" in response.content.decode()
+    zone = performance.layout.sections.get(kind="standing")
+    response = client.post(hold_url(performance), {"token": "t-3", f"standing-{zone.pk}": ["1", "3"]})
+    assert response.status_code == 400 and "The seat selection was damaged" in response.content.decode()
+    assert not Reservation.objects.exists()
+
+
+def test_best_available_refuses_another_event_s_grade_and_zero_seats(client, alice, performance):
+    other_grade = PerformanceFactory().event.grades.first()
+    client.force_login(alice)
+    for grade, quantity in ((other_grade.pk, 2), (performance.event.grades.first().pk, 0)):
+        data = {"mode": "best", "token": f"b-{grade}-{quantity}", "grade": grade, "quantity": quantity}
+        response = client.post(hold_url(performance), data)
+        assert response.status_code == 400
+        assert "Please correct the errors below." in response.content.decode()
+    assert not Reservation.objects.exists()
