@@ -3,6 +3,8 @@ import datetime as dt
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
+from django.contrib.admin.models import LogEntry
+from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import models, transaction
 from django.db.models import Count, Min, OuterRef, Q, Subquery, Sum
@@ -333,11 +335,17 @@ class DuplicatePerformanceForm(forms.Form):
         return starts
 
 
+# Why places were taken off sale ("house seats", "broken seat", "camera"), kept with
+# the record of the change in the performance's history.
+BLOCK_REASON_MAX = 200
+
+
 class StandingBlockForm(forms.Form):
     """Staff block (or unblock) a number of a standing zone's places."""
 
     zone = forms.CharField()
     quantity = forms.IntegerField(label=pgettext_lazy("standing zone", "places"), min_value=1, max_value=100_000)
+    reason = forms.CharField(max_length=BLOCK_REASON_MAX, required=False)
 
     def clean_zone(self):
         zone = parse_id(self.cleaned_data["zone"])
@@ -530,20 +538,21 @@ class PerformanceAdmin(admin.ModelAdmin):
             except ValidationError as exc:
                 self.message_user(request, exc.messages[0], messages.ERROR)
                 return redirect("admin:events_performance_seats", pk=performance.pk)
+            reason = request.POST.get("reason", "").strip()[:BLOCK_REASON_MAX]
             if "block_standing" in request.POST or "unblock_standing" in request.POST:
                 self._block_standing(request, performance)
             elif not ids:
                 self.message_user(request, _("Choose seats on the map first."), messages.WARNING)
             elif "block" in request.POST:
                 count = inventory_block(performance=performance, item_ids=ids)
-                self.message_user(
-                    request,
-                    _("Blocked %(count)d of %(asked)d places; held or sold ones were skipped.")
-                    % {"count": count, "asked": len(ids)},
-                )
+                done = _("Blocked %(count)d of %(asked)d places; held or sold ones were skipped.")
+                done %= {"count": count, "asked": len(ids)}
+                self._record_blocking(request, performance, done, count=count, item_ids=ids, reason=reason)
             elif "unblock" in request.POST:
                 count = inventory_unblock(performance=performance, item_ids=ids)
-                self.message_user(request, _("Put %(count)d places back on sale.") % {"count": count})
+                done = ngettext("Put %(count)d place back on sale.", "Put %(count)d places back on sale.", count)
+                done %= {"count": count}
+                self._record_blocking(request, performance, done, count=count, item_ids=ids, reason=reason)
             return redirect("admin:events_performance_seats", pk=performance.pk)
         states = staff_place_states(performance=performance)
         holds = (
@@ -565,6 +574,12 @@ class PerformanceAdmin(admin.ModelAdmin):
             "counts": counts,
             "holds": [r for r in holds if not r.is_expired()],
             "can_change": self.has_change_permission(request, performance),
+            # Who blocked what and why (and any other change to the performance).
+            "history": LogEntry.objects.filter(
+                content_type=ContentType.objects.get_for_model(Performance), object_id=str(performance.pk)
+            )
+            .select_related("user")
+            .order_by("-action_time")[:10],
         }
         return TemplateResponse(request, "admin/events/performance/seats.html", context)
 
@@ -582,11 +597,31 @@ class PerformanceAdmin(admin.ModelAdmin):
                 message = _("Blocked %(count)d of %(asked)d standing places; held or sold ones were skipped.")
             else:
                 count = inventory_unblock_standing(performance=performance, section_id=zone, quantity=quantity)
-                message = _("Put %(count)d standing places back on sale.")
+                message = ngettext(
+                    "Put %(count)d standing place back on sale.", "Put %(count)d standing places back on sale.", count
+                )
         except ReservationError as exc:
             self.message_user(request, exc.message, messages.ERROR)
             return
-        self.message_user(request, message % {"count": count, "asked": quantity})
+        zone_name = Section.objects.get(pk=zone).display_name
+        done = f"{zone_name}: {message % {'count': count, 'asked': quantity}}"
+        reason = form.cleaned_data["reason"].strip()
+        self._record_blocking(request, performance, done, count=count, item_ids=[], reason=reason)
+
+    def _record_blocking(self, request, performance, done: str, *, count: int, item_ids: list[int], reason: str):
+        """Tell staff what changed and keep it in the performance's history: who, when,
+        which places (the numbered seats chosen, by label) and why."""
+        self.message_user(request, done)
+        if not count:
+            return  # every place chosen was taken, or none was blocked: nothing changed
+        chosen = InventoryItem.objects.filter(pk__in=item_ids, performance=performance, seat__isnull=False)
+        labels = list(chosen.order_by("seat__y", "seat__x").values_list("seat__label", flat=True)[:50])
+        record = done
+        if labels:
+            record += " " + _("Chosen: %(labels)s.") % {"labels": ", ".join(labels)}
+        if reason:
+            record += " " + _("Reason: %(reason)s") % {"reason": reason}
+        self.log_change(request, performance, record)
 
     def duplicate_view(self, request, pk):
         performance = get_object_or_404(Performance.objects.select_related("event", "layout"), pk=pk)

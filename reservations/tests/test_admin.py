@@ -50,6 +50,34 @@ def test_staff_block_and_unblock_free_seats_only(staff, performance):
     assert InventoryItem.objects.get(pk=a1.pk).status == "available"
 
 
+def test_blocking_is_recorded_with_who_which_seats_and_why(client, performance):
+    from django.contrib.admin.models import LogEntry
+
+    manager = UserFactory(email="box-office@example.com", is_staff=True, is_superuser=True)
+    client.force_login(manager)
+    a1, a2 = seat_items(performance, A1, A2)
+    data = {"block": "1", "items": [a1.pk, a2.pk], "reason": "house seats for the cast"}
+    client.post(seats_url(performance), data)
+    (entry,) = LogEntry.objects.filter(object_id=str(performance.pk))
+    assert entry.user == manager
+    assert entry.get_change_message() == (
+        f"Blocked 2 of 2 places; held or sold ones were skipped. Chosen: {A1}, {A2}. Reason: house seats for the cast"
+    )
+    zone = performance.layout.sections.get(kind="standing")
+    client.post(seats_url(performance), {"block_standing": "1", "zone": zone.pk, "quantity": 1, "reason": "camera"})
+    client.post(seats_url(performance), {"unblock": "1", "items": [a2.pk]})
+    page = client.get(seats_url(performance)).content.decode()
+    history = page[page.index('id="performance-history"') :].split("</table>")[0]
+    assert "1층 스탠딩: Blocked 1 of 1 standing places; held or sold ones were skipped. Reason: camera" in history
+    assert f"Put 1 place back on sale. Chosen: {A2}." in history
+    assert history.count("box-office@example.com") == 3
+    # Nothing blocked (the seat is taken): nothing recorded.
+    hold(UserFactory(), performance, A3)
+    (a3,) = seat_items(performance, A3)
+    client.post(seats_url(performance), {"block": "1", "items": [a3.pk], "reason": "broken"})
+    assert LogEntry.objects.filter(object_id=str(performance.pk)).count() == 3
+
+
 def test_staff_block_and_unblock_a_number_of_standing_places(staff, performance):
     zone = performance.layout.sections.get(kind="standing")  # capacity 4
     hold(UserFactory(), performance, standing=[(zone.pk, 1)])
