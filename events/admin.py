@@ -544,15 +544,16 @@ class PerformanceAdmin(admin.ModelAdmin):
             elif not ids:
                 self.message_user(request, _("Choose seats on the map first."), messages.WARNING)
             elif "block" in request.POST:
-                count = inventory_block(performance=performance, item_ids=ids)
+                changed = inventory_block(performance=performance, item_ids=ids)
                 done = _("Blocked %(count)d of %(asked)d places; held or sold ones were skipped.")
-                done %= {"count": count, "asked": len(ids)}
-                self._record_blocking(request, performance, done, count=count, item_ids=ids, reason=reason)
+                done %= {"count": len(changed), "asked": len(ids)}
+                self._record_blocking(request, performance, done, changed, reason=reason)
             elif "unblock" in request.POST:
-                count = inventory_unblock(performance=performance, item_ids=ids)
+                changed = inventory_unblock(performance=performance, item_ids=ids)
+                count = len(changed)
                 done = ngettext("Put %(count)d place back on sale.", "Put %(count)d places back on sale.", count)
                 done %= {"count": count}
-                self._record_blocking(request, performance, done, count=count, item_ids=ids, reason=reason)
+                self._record_blocking(request, performance, done, changed, reason=reason)
             return redirect("admin:events_performance_seats", pk=performance.pk)
         states = staff_place_states(performance=performance)
         holds = (
@@ -593,32 +594,34 @@ class PerformanceAdmin(admin.ModelAdmin):
         zone, quantity = form.cleaned_data["zone"], form.cleaned_data["quantity"]
         try:
             if "block_standing" in request.POST:
-                count = inventory_block_standing(performance=performance, section_id=zone, quantity=quantity)
+                changed = inventory_block_standing(performance=performance, section_id=zone, quantity=quantity)
                 message = _("Blocked %(count)d of %(asked)d standing places; held or sold ones were skipped.")
             else:
-                count = inventory_unblock_standing(performance=performance, section_id=zone, quantity=quantity)
+                changed = inventory_unblock_standing(performance=performance, section_id=zone, quantity=quantity)
                 message = ngettext(
-                    "Put %(count)d standing place back on sale.", "Put %(count)d standing places back on sale.", count
+                    "Put %(count)d standing place back on sale.",
+                    "Put %(count)d standing places back on sale.",
+                    len(changed),
                 )
         except ReservationError as exc:
             self.message_user(request, exc.message, messages.ERROR)
             return
         zone_name = Section.objects.get(pk=zone).display_name
-        done = f"{zone_name}: {message % {'count': count, 'asked': quantity}}"
-        reason = form.cleaned_data["reason"].strip()
-        self._record_blocking(request, performance, done, count=count, item_ids=[], reason=reason)
+        done = f"{zone_name}: {message % {'count': len(changed), 'asked': quantity}}"
+        self._record_blocking(request, performance, done, changed, reason=form.cleaned_data["reason"].strip())
 
-    def _record_blocking(self, request, performance, done: str, *, count: int, item_ids: list[int], reason: str):
+    def _record_blocking(self, request, performance, done: str, changed: list[int], *, reason: str) -> None:
         """Tell staff what changed and keep it in the performance's history: who, when,
-        which places (the numbered seats chosen, by label) and why."""
+        which seats (those changed, by label) and why."""
         self.message_user(request, done)
-        if not count:
+        if not changed:
             return  # every place chosen was taken, or none was blocked: nothing changed
-        chosen = InventoryItem.objects.filter(pk__in=item_ids, performance=performance, seat__isnull=False)
-        labels = list(chosen.order_by("seat__y", "seat__x").values_list("seat__label", flat=True)[:50])
+        seats = InventoryItem.objects.filter(pk__in=changed, seat__isnull=False).order_by("seat__y", "seat__x")
+        labels = list(seats.values_list("seat__label", flat=True)[:50])
         record = done
         if labels:
-            record += " " + _("Chosen: %(labels)s.") % {"labels": ", ".join(labels)}
+            more = len(changed) - len(labels) if len(labels) == 50 else 0
+            record += " " + _("Seats: %(labels)s.") % {"labels": ", ".join(labels) + (f" (+{more})" if more else "")}
         if reason:
             record += " " + _("Reason: %(reason)s") % {"reason": reason}
         self.log_change(request, performance, record)

@@ -232,6 +232,9 @@ def _apply(remote: GatewayPayment, source: str) -> SyncResult:
                 )
             return _owe_refund(payment, remote, why)
         _log(payment, "paid", amount=remote.amount)
+        if Payment.objects.filter(reservation=reservation, status=Payment.Status.AWAITING_DEPOSIT).exists():
+            # A virtual account opened in another tab would take a second payment.
+            _withdraw_after_commit(reservation)
         notification_queue(kind=Notification.Kind.BOOKING_CONFIRMED, reservation=reservation, payment=payment)
         return SyncResult(payment, "paid", _("Payment received: your booking is confirmed."))
 
@@ -247,6 +250,12 @@ def _apply(remote: GatewayPayment, source: str) -> SyncResult:
         payment.vbank_holder = remote.vbank_holder
         payment.vbank_due = remote.vbank_date
         payment.save()
+        if reservation.status == Reservation.Status.CONFIRMED:
+            # Paid another way (a card, in another tab) before this account was issued:
+            # it is withdrawn, and the customer is not asked to deposit.
+            _log(payment, "vbank_issued", remote.vbank_num)
+            _withdraw_after_commit(reservation)
+            return SyncResult(payment, "unchanged", _("This booking is already paid: no deposit is needed."))
         if remote.vbank_date:
             # The hold may have ended already; a deposit is then checked when it comes.
             with contextlib.suppress(reservation_services.ReservationError):
@@ -578,14 +587,39 @@ def payment_refund_by_staff(
 
 
 def hold_release(*, reservation: Reservation, actor, reason: str, now: dt.datetime | None = None) -> Reservation:
-    """Let a hold go (staff, or a cancelled performance) and withdraw the virtual
-    accounts still waiting for its deposit, so that no money is sent for seats that
-    are no longer the customer's. Raises ReservationError as reservation_release does.
+    """Let a hold go (the customer, staff, or a cancelled performance) and withdraw the
+    virtual accounts still waiting for its deposit, so that no money is sent for seats
+    that are no longer the customer's. Raises ReservationError as reservation_release
+    does; the accounts are withdrawn then too (a hold released or expired before, whose
+    withdrawal I'mport refused at the time, gets another one).
+    """
+    try:
+        released = reservation_services.reservation_release(
+            reservation=reservation, actor=actor, reason=reason, now=now
+        )
+    except reservation_services.ReservationError:
+        if not Reservation.objects.filter(pk=reservation.pk, status__in=Reservation.LIVE_HOLD_STATUSES).exists():
+            vbanks_withdraw(reservation=reservation, reason=reason)
+        raise
+    vbanks_withdraw(reservation=released, reason=reason)
+    return released
+
+
+def _withdraw_after_commit(reservation: Reservation) -> None:
+    # After the sync's transaction: no row stays locked while I'mport is asked.
+    transaction.on_commit(
+        lambda: vbanks_withdraw(reservation=reservation, reason=gettext_noop("paid another way")), robust=True
+    )
+
+
+def vbanks_withdraw(*, reservation: Reservation, reason: str) -> int:
+    """Withdraw the reservation's virtual accounts still waiting for a deposit (its
+    seats were let go, or another payment paid for them); how many were withdrawn.
 
     A withdrawal I'mport refuses (the deposit came this instant) or cannot be asked
     is logged and left: a deposit that arrives for a released hold is refunded.
     """
-    released = reservation_services.reservation_release(reservation=reservation, actor=actor, reason=reason, now=now)
+    withdrawn = 0
     for payment in Payment.objects.filter(reservation=reservation, status=Payment.Status.AWAITING_DEPOSIT):
         try:
             remote = get_gateway().revoke_vbank(imp_uid=payment.imp_uid)
@@ -593,14 +627,15 @@ def hold_release(*, reservation: Reservation, actor, reason: str, now: dt.dateti
             _log(payment, "vbank_revoke_failed", str(exc))
             logger.warning("could not withdraw the virtual account of %s: %s", payment.merchant_uid, exc)
             continue
-        Payment.objects.filter(pk=payment.pk, status=Payment.Status.AWAITING_DEPOSIT).update(
-            status=Payment.Status.CANCELLED,
-            failure_reason=_("The virtual account was withdrawn: the seats were released."),
-            gateway_payload=remote.raw,
-            updated_at=timezone.now(),
+        if Reservation.objects.filter(pk=reservation.pk, status=Reservation.Status.CONFIRMED).exists():
+            why = _("The virtual account was withdrawn: the booking was paid another way.")
+        else:
+            why = _("The virtual account was withdrawn: the seats were released.")
+        withdrawn += Payment.objects.filter(pk=payment.pk, status=Payment.Status.AWAITING_DEPOSIT).update(
+            status=Payment.Status.CANCELLED, failure_reason=why, gateway_payload=remote.raw, updated_at=timezone.now()
         )
         _log(payment, "vbank_revoked", reason)
-    return released
+    return withdrawn
 
 
 # --- A cancelled performance --------------------------------------------------

@@ -76,7 +76,8 @@ class HoldForm(forms.Form):
         for key in self.data:
             if key.startswith("standing-") and key not in zones and str(self.data[key]).strip() not in ("", "0"):
                 raise ValidationError(IdListField.damaged)
-            if sent_twice and key != "items" and key in self.fields and len(sent_twice(key)) > 1:
+            named = key in self.fields or key.startswith("standing-")
+            if sent_twice and key != "items" and named and len(sent_twice(key)) > 1:
                 raise ValidationError(IdListField.damaged)
         return super().clean()
 

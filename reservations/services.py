@@ -832,27 +832,39 @@ def _expire_one(pk: int, now: dt.datetime) -> int:
 # --- Staff: blocking places ---------------------------------------------------
 
 
+@_retry_on_deadlock
 @transaction.atomic
-def inventory_block(*, performance: Performance, item_ids: list[int], now=None) -> int:
-    """Take free places off sale (house seats, broken seats). Taken ones are skipped."""
+def inventory_block(*, performance: Performance, item_ids: list[int], now=None) -> list[int]:
+    """Take free places off sale (house seats, broken seats); the ids of those taken
+    off. Held and sold ones are skipped."""
     now = now or timezone.now()
-    return (
-        InventoryItem.objects.filter(pk__in=sorted(item_ids), performance=performance)
-        .free(now)
-        .update(status=InventoryItem.Status.BLOCKED, held_until=None, reservation=None)
+    # Locked in id order first, so that the ids returned are exactly the places this
+    # blocks (the history names them): a buyer claiming one of them meanwhile waits,
+    # then finds it blocked.
+    chosen = InventoryItem.objects.filter(pk__in=sorted(item_ids), performance=performance)
+    ids = list(chosen.free(now).order_by("pk").select_for_update().values_list("pk", flat=True))
+    InventoryItem.objects.filter(pk__in=ids).free(now).update(
+        status=InventoryItem.Status.BLOCKED, held_until=None, reservation=None
     )
+    return ids
 
 
 @transaction.atomic
-def inventory_unblock(*, performance: Performance, item_ids: list[int]) -> int:
-    return InventoryItem.objects.filter(
+def inventory_unblock(*, performance: Performance, item_ids: list[int]) -> list[int]:
+    """Put blocked places back on sale; the ids of those put back."""
+    chosen = InventoryItem.objects.filter(
         pk__in=sorted(item_ids), performance=performance, status=InventoryItem.Status.BLOCKED
-    ).update(status=InventoryItem.Status.AVAILABLE)
+    )
+    ids = list(chosen.order_by("pk").select_for_update().values_list("pk", flat=True))
+    InventoryItem.objects.filter(pk__in=ids, status=InventoryItem.Status.BLOCKED).update(
+        status=InventoryItem.Status.AVAILABLE
+    )
+    return ids
 
 
 @_retry_on_deadlock
 @transaction.atomic
-def inventory_block_standing(*, performance: Performance, section_id: int, quantity: int, now=None) -> int:
+def inventory_block_standing(*, performance: Performance, section_id: int, quantity: int, now=None) -> list[int]:
     """Take up to `quantity` free places of a standing zone off sale (a standing zone
     has no seat to click: staff give a number). Held and sold places are left alone."""
     now = now or timezone.now()
@@ -863,7 +875,7 @@ def inventory_block_standing(*, performance: Performance, section_id: int, quant
 
 
 @transaction.atomic
-def inventory_unblock_standing(*, performance: Performance, section_id: int, quantity: int) -> int:
+def inventory_unblock_standing(*, performance: Performance, section_id: int, quantity: int) -> list[int]:
     zone = _standing_zone(performance, section_id)
     blocked = _standing_places(performance.pk, zone).filter(status=InventoryItem.Status.BLOCKED)
     ids = list(blocked.order_by("pk").values_list("pk", flat=True)[:quantity])

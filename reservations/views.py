@@ -72,6 +72,11 @@ def hold(request, slug, pk):
                     change = Reservation.objects.filter(code=form.cleaned_data["change"], user=request.user).first()
                     if change is None:
                         raise services.ReservationError(_("That booking cannot be changed here."))
+                    if change.payments.filter(status=Payment.Status.AWAITING_DEPOSIT).exists():
+                        # Its seats would go while the account stays open for a deposit.
+                        raise services.ReservationError(
+                            _("A virtual account is waiting for this booking's deposit. Cancel the booking first.")
+                        )
                 reservation = services.reservation_hold(
                     user=request.user,
                     performance=performance,
@@ -153,15 +158,20 @@ def detail(request, code):
     status = reservation.effective_status(now)
     payments = list(reservation.payments.order_by("-created_at"))
     awaiting = next((p for p in payments if p.status == Payment.Status.AWAITING_DEPOSIT), None)
-    can_pay = status in Reservation.LIVE_HOLD_STATUSES and awaiting is None
+    live = status in Reservation.LIVE_HOLD_STATUSES
+    # A live hold counts down to its end, unless a virtual account waits for its deposit:
+    # then the account is shown, with its deadline (an account left open on a booking
+    # let go or paid another way is being withdrawn, and is not shown).
+    can_pay = counting_down = live and awaiting is None
     return render(
         request,
         "reservations/detail.html",
         {
             "reservation": reservation,
             "payments": payments,
-            "awaiting_deposit": awaiting,
+            "awaiting_deposit": awaiting if live else None,
             "can_pay": can_pay,
+            "counting_down": counting_down,
             "pay_form": PayForm(initial={"method": Payment.Method.CARD}),
             "policy": policy_for_event(reservation.performance.event) if can_pay else None,  # shown before paying
             "refund": refund_preview(reservation=reservation, now=now) if status == "confirmed" else None,

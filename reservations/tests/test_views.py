@@ -463,3 +463,12 @@ def test_best_available_refuses_another_event_s_grade_and_zero_seats(client, ali
         assert response.status_code == 400
         assert "Please correct the errors below." in response.content.decode()
     assert not Reservation.objects.exists()
+
+
+def test_a_standing_quantity_sent_twice_is_refused_even_if_the_last_is_zero(client, alice, performance):
+    client.force_login(alice)
+    zone = performance.layout.sections.get(kind="standing")
+    (a1,) = seat_items(performance, A1)
+    response = client.post(hold_url(performance), {"token": "t-1", "items": [a1.pk], f"standing-{zone.pk}": ["2", "0"]})
+    assert response.status_code == 400 and "The seat selection was damaged" in response.content.decode()
+    assert not Reservation.objects.exists()
