@@ -25,7 +25,8 @@ One command does everything:
    wants 2-4 adjacent seats, preferring the better grades (VIP 4 : R 3 : S 2 : A 1), and
    POSTs the hold form (fresh token, CSRF cookie + field, Origin header) over plain
    HTTP/1.1 from an asyncio client on uvloop (one connection per request, no think time) the way
-   the seat map's script does (Accept: application/json). A 200 naming the booking is a
+   the seat map's script does (Accept: application/json). With `--preconnect` each
+   customer's first request goes over a connection opened before the gate. A 200 naming the booking is a
    hold; a 409 lists the seats just taken and every seat gone since the map was drawn,
    which the customer greys out before trying other seats (up to `--attempts` tries).
    With `--form` it posts like a browser without JavaScript: a 302 is a hold and a 409
@@ -93,7 +94,7 @@ def server_env(args) -> dict[str, str]:
     env.update(
         {
             "DJANGO_SETTINGS_MODULE": "ticketing.settings",
-            "DATABASE_URL": f"{args.mysql_url.rstrip('/')}/{args.database}",
+            "DATABASE_URL": database_url(args),
             "REDIS_URL": args.redis_url,
             "DEBUG": "0",
             "SECRET_KEY": "flash-sale-bench-" + secrets.token_hex(24),
@@ -111,17 +112,36 @@ def server_env(args) -> dict[str, str]:
     return env
 
 
-def mysql_admin(mysql_url: str):
-    import MySQLdb
+def database_url(args) -> str:
+    if not args.mysql_socket:
+        return f"{args.mysql_url.rstrip('/')}/{args.database}"
+    # The client library takes the socket only for the host "localhost"; Django's
+    # backend passes the URL's options on to it.
+    url = urlsplit(args.mysql_url)
+    user = f"{url.username or 'root'}{':' + url.password if url.password else ''}"
+    return f"mysql://{user}@localhost/{args.database}?unix_socket={args.mysql_socket}"
 
-    url = urlsplit(mysql_url)
-    return MySQLdb.connect(
-        host=url.hostname or "127.0.0.1", port=url.port or 3306, user=url.username or "root", passwd=url.password or ""
+
+def add_mysql_socket_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--mysql-socket",
+        help="reach MariaDB through this Unix socket (e.g. /run/mysqld/mysqld.sock) instead of TCP",
     )
 
 
+def mysql_admin(args):
+    import MySQLdb
+
+    url = urlsplit(args.mysql_url)
+    if args.mysql_socket:
+        where = {"host": "localhost", "unix_socket": args.mysql_socket}
+    else:
+        where = {"host": url.hostname or "127.0.0.1", "port": url.port or 3306}
+    return MySQLdb.connect(user=url.username or "root", passwd=url.password or "", **where)
+
+
 def create_database(args) -> None:
-    conn = mysql_admin(args.mysql_url)
+    conn = mysql_admin(args)
     try:
         cursor = conn.cursor()
         cursor.execute("SHOW DATABASES LIKE %s", [args.database])
@@ -133,7 +153,7 @@ def create_database(args) -> None:
 
 
 def drop_database(args) -> None:
-    conn = mysql_admin(args.mysql_url)
+    conn = mysql_admin(args)
     try:
         conn.cursor().execute(f"DROP DATABASE IF EXISTS `{args.database}`")
     finally:
@@ -366,8 +386,17 @@ class Answer:
 
 
 async def request(
-    port: int, method: str, path: str, *, cookies: str, body: bytes = b"", timeout=60.0, accept="text/html"
+    port: int,
+    method: str,
+    path: str,
+    *,
+    cookies: str,
+    body: bytes = b"",
+    timeout=60.0,
+    accept="text/html",
+    connection: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None,
 ) -> Answer:
+    """One request on a new connection, or on `connection` (opened earlier, used once)."""
     head = [
         f"{method} {path} HTTP/1.1",
         f"Host: 127.0.0.1:{port}",
@@ -389,7 +418,7 @@ async def request(
     writer = None
     try:
         async with asyncio.timeout(timeout):
-            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            reader, writer = connection or await asyncio.open_connection("127.0.0.1", port)
             writer.write(raw)
             status_line = await reader.readline()
             status = int(status_line.split()[1])
@@ -467,6 +496,10 @@ async def customer_run(customer: Customer, world: World, port: int, go: asyncio.
     csrf = secrets.token_urlsafe(24)[:32].replace("-", "a").replace("_", "b")
     cookies = f"sessionid={customer.session_key}; csrftoken={csrf}"
     want = customer.rng.randint(2, 4)
+    # --preconnect: the first hold goes over a connection opened before sales open, as a
+    # browser's goes over the one it loaded the seat map on (the handshake is then not
+    # part of the rush, and on a real site it is made on the customer's machine).
+    connection = await asyncio.open_connection("127.0.0.1", port) if args.preconnect else None
     await go.wait()
     if args.arrival_rate:  # customers arrive one after another instead of all at once
         await asyncio.sleep(customer.index / args.arrival_rate)
@@ -484,7 +517,10 @@ async def customer_run(customer: Customer, world: World, port: int, go: asyncio.
             token = uuid.uuid4().hex
         body = urlencode({"token": token, "items": seats, "csrfmiddlewaretoken": csrf}, doseq=True).encode()
         accept = "application/json" if args.json else "text/html"
-        answer = await request(port, "POST", world.hold_path, cookies=cookies, body=body, accept=accept)
+        answer = await request(
+            port, "POST", world.hold_path, cookies=cookies, body=body, accept=accept, connection=connection
+        )
+        connection = None
         location = answer.headers.get("location", "")
         if args.json and answer.status in (200, 409) and answer.body.startswith(b"{"):
             # What the seat map's script gets: a redirect, or the ids of the seats just taken.
@@ -774,6 +810,8 @@ def print_results(args, world: World, rounds: list[dict], checks: list[dict], qu
         arrive += f", through a waiting room letting in {args.waiting_room}/min"
     print(f"customers:     {args.customers} {arrive}, 2-4 adjacent seats each, {wants}, up to {args.attempts} tries")
     client = "plain form, no JavaScript (--form)" if args.form else "as the seat map's script (JSON answers)"
+    if args.preconnect:
+        client += ", the first hold over a connection opened before the gate (--preconnect)"
     print(f"posting:       {client}")
     before, after = args.calibration
     print(f"machine speed: fixed loop {before:.0f} ms before the rounds, {after:.0f} ms after (lower is faster)")
@@ -849,6 +887,11 @@ def main():
     )
     parser.add_argument("--think-ms", type=int, default=0, help="pause before retrying after a 409 (default none)")
     parser.add_argument(
+        "--preconnect",
+        action="store_true",
+        help="each customer's first hold goes over a connection opened before sales open (as a browser's would)",
+    )
+    parser.add_argument(
         "--disjoint",
         action="store_true",
         help="no two customers want the same seat: no conflicts, the ceiling for this server",
@@ -856,6 +899,7 @@ def main():
     parser.add_argument("--limit", type=int, default=4, help="the event's ticket limit per customer")
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--mysql-url", default="mysql://root@127.0.0.1:3306")
+    add_mysql_socket_option(parser)
     parser.add_argument("--database", default="ticketing_flash")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
     parser.add_argument("--keep", action="store_true", help="keep the database (and the server's log) afterwards")

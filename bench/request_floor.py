@@ -65,6 +65,7 @@ def main():
     parser.add_argument("--workers", type=int)
     parser.add_argument("--threads", type=int)
     parser.add_argument("--mysql-url", default="mysql://root@127.0.0.1:3306")
+    flash_sale.add_mysql_socket_option(parser)
     parser.add_argument("--database", default="ticketing_floor")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
     args = parser.parse_args()
