@@ -10,6 +10,7 @@ from html import escape
 from django.contrib.humanize.templatetags.humanize import intcomma
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext as _
+from django.utils.translation import pgettext
 
 from ticketing.formatting import krw
 
@@ -78,7 +79,9 @@ def render_seat_map(
                 f'<text class="section-label" x="{section.x + section.width // 2}" y="{section.y - 4}" '
                 f'text-anchor="middle">{name}</text>'
             )
-    taken_word = escape(_("sold"))
+    # Held or sold, a seat a customer cannot choose is named so (which it is is nobody's business).
+    taken_word = escape(pgettext("seat", "unavailable"))
+    accessible_word = escape(_("wheelchair space"))
     state_words = {"free": _("free"), "held": _("held"), "sold": _("sold"), "blocked": _("blocked")}
     # Formatting a price costs microseconds; thousands of seats share a handful of grades.
     grade_texts = {grade.id: _grade_text(grade) for grade in seat_map.grades}
@@ -100,6 +103,8 @@ def render_seat_map(
         if seat.is_accessible:
             classes += " accessible"
         state = grade_texts[grade.id] if seat.is_free else taken_word
+        if seat.is_accessible:  # said, not only drawn (screen readers read the title)
+            state += f" · {accessible_word}"
         control = ""
         if selectable and seat.is_free:
             checked = seat.item_id in selected

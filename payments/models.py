@@ -71,6 +71,13 @@ class Payment(models.Model):
     def __str__(self):
         return self.merchant_uid
 
+    def get_customer_status_display(self) -> str:
+        """The status as the customer's booking page names it: a payment cancelled
+        before any money came (a withdrawn virtual account) was not "refunded"."""
+        if self.status == self.Status.CANCELLED and not self.refunded_amount and not self.paid_at:
+            return _("Cancelled before payment")
+        return self.get_status_display()
+
     @property
     def refundable_amount(self) -> int:
         return self.amount - self.refunded_amount if self.status == self.Status.PAID else 0

@@ -95,6 +95,8 @@ def payment_start(*, reservation: Reservation, method: str, now: dt.datetime | N
     now = now or timezone.now()
     if method not in Payment.Method.values:
         raise PaymentError(_("Choose a payment method."))
+    if reservation.status == Reservation.Status.CONFIRMED:  # paid in another tab
+        raise PaymentError(_("This booking is already paid: there is nothing more to pay."))
     if reservation.status not in Reservation.LIVE_HOLD_STATUSES or reservation.is_expired(now):
         raise PaymentError(_("Your hold has expired. Please choose seats again."))
     try:

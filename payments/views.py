@@ -159,6 +159,9 @@ def webhook(request):
 def cancel(request, code):
     """Cancel a confirmed booking: the exact refund first, then a confirmation."""
     reservation = own_reservation(user=request.user, code=code)
+    if reservation.status == Reservation.Status.CANCELLED:  # from an older tab
+        messages.info(request, _("This booking is already cancelled."))
+        return redirect(reservation.get_absolute_url())
     if reservation.status != Reservation.Status.CONFIRMED:
         messages.error(request, _("Only a confirmed booking can be cancelled."))
         return redirect(reservation.get_absolute_url())

@@ -299,3 +299,15 @@ def test_the_seat_map_page_is_never_stored(client, alice, performance):
         response = client.get(performance.get_absolute_url())
         assert response.status_code == 200
         assert "no-store" in response["Cache-Control"] and "private" in response["Cache-Control"]
+
+
+def test_seats_are_named_for_screen_readers_with_wheelchair_spaces_and_no_sold_or_held(client, performance):
+    from events.models import Seat
+
+    Seat.objects.filter(layout=performance.layout, label="1층 A구역 C열 1번").update(is_accessible=True)
+    taken = InventoryItem.objects.get(performance=performance, seat__label="1층 A구역 A열 1번")
+    InventoryItem.objects.filter(pk=taken.pk).update(status="held", held_until=timezone.now() + dt.timedelta(minutes=5))
+    html = client.get(performance.get_absolute_url()).content.decode()
+    assert "<title>1층 A구역 C열 1번 · S석 ₩90,000 · wheelchair space</title>" in html
+    assert "<title>1층 A구역 A열 1번 · unavailable</title>" in html  # held, and not told so
+    assert " · sold</title>" not in html and " · held</title>" not in html

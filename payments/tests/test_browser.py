@@ -51,6 +51,14 @@ def test_pay_by_card_and_see_the_confirmed_booking(shop, page, performance):
     reservation = Reservation.objects.get(user=customer)
     assert reservation.status == "confirmed"
     assert Payment.objects.get(reservation=reservation).status == "paid"
+    # Back, to the page that opened the payment window: it does not open it again for an
+    # attempt that is over, but comes back to the booking, with no "payment failed".
+    page.go_back()
+    page.wait_for_url(re.compile(rf"{reservation.get_absolute_url()}$"))
+    page.wait_for_load_state()
+    assert page.get_by_text("E-ticket").is_visible()
+    assert "did not go through" not in page.content()
+    assert Payment.objects.filter(reservation=reservation).count() == 1
 
 
 def test_pay_by_virtual_account_and_deposit_later(shop, page, performance, fake_iamport):

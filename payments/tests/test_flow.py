@@ -598,3 +598,37 @@ def test_a_gateway_500_mid_sync_is_retried_without_harm(fake_iamport, alice, per
     reservation.refresh_from_db()
     assert reservation.status == "pending_payment"
     assert services.payment_sync(imp_uid=rsp["imp_uid"], source="webhook").outcome == "paid"
+
+
+def test_a_stale_checkout_tab_says_the_booking_is_paid_not_that_the_hold_expired(
+    client, fake_iamport, alice, performance
+):
+    reservation, _payment = paid_booking(fake_iamport, alice, performance, A1)
+    client.force_login(alice)
+    response = client.post(
+        reverse("payments:pay", args=[reservation.code]), {"method": "card", "agree": "on"}, follow=True
+    )
+    page = response.content.decode()
+    assert "This booking is already paid: there is nothing more to pay." in page
+    assert "Your hold has expired" not in page
+    assert Payment.objects.filter(reservation=reservation).count() == 1
+
+
+def test_cancelling_again_from_an_older_tab_says_it_is_cancelled(client, fake_iamport, alice, performance):
+    reservation, _payment = paid_booking(fake_iamport, alice, performance, A1)
+    services.booking_cancel(reservation=reservation, actor=alice)
+    client.force_login(alice)
+    response = client.get(reverse("payments:cancel", args=[reservation.code]), follow=True)
+    assert "This booking is already cancelled." in response.content.decode()
+
+
+def test_a_withdrawn_virtual_account_is_not_shown_as_refunded(client, fake_iamport, alice, performance):
+    reservation = hold(alice, performance, A1)
+    payment = start(reservation, method="vbank")
+    services.payment_sync(imp_uid=checkout(fake_iamport, payment, outcome="vbank")["imp_uid"], source="callback")
+    client.force_login(alice)
+    client.post(reverse("reservations:release", args=[reservation.code]))
+    payment.refresh_from_db()
+    assert payment.status == "cancelled"
+    page = client.get(reservation.get_absolute_url()).content.decode()
+    assert "Cancelled before payment" in page and "Refunded in full" not in page

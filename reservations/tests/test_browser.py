@@ -53,6 +53,12 @@ def test_pick_seats_see_the_countdown_and_release_them(live_server, page, perfor
     )
     assert page.get_by_text("₩244,000", exact=True).is_visible()  # two R seats plus two booking fees
 
+    questions = []
+    page.once("dialog", lambda dialog: (questions.append(dialog.message), dialog.dismiss()))
+    page.get_by_role("button", name="Release these seats").click()  # asked first: "no" keeps them
+    assert questions == ["Release these seats? Someone else may take them at once."]
+    assert Reservation.objects.get(pk=reservation.pk).status == "held"
+    page.once("dialog", lambda dialog: dialog.accept())
     page.get_by_role("button", name="Release these seats").click()
     page.wait_for_url(f"**{performance.get_absolute_url()}")
     assert page.get_by_text("Your seats have been released.").is_visible()

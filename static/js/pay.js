@@ -30,13 +30,30 @@
   // payment app and come back to m_redirect_url instead.
   if (!/Mobi|Android|iPhone|iPad/i.test(navigator.userAgent)) delete params.m_redirect_url;
 
+  // This page opens the window once per payment attempt. Shown again (Back after
+  // paying, a reload), it would open a window for an attempt that is over: the booking
+  // page says where things stand instead (and offers to pay again if there is anything
+  // left to pay).
+  var opened = "pay-window-opened:" + params.merchant_uid;
+  function openedBefore() {
+    try { return window.sessionStorage.getItem(opened) === "1"; } catch (e) { return false; }
+  }
+
   function open() {
     if (started) return;
     started = true;
+    try { window.sessionStorage.setItem(opened, "1"); } catch (e) { /* private mode: open anyway */ }
     window.IMP.init(config.dataset.merchant);
     window.IMP.request_pay(params, report);
   }
 
+  window.addEventListener("pageshow", function (event) {
+    if (event.persisted && openedBefore()) window.location.replace(config.dataset.bookingUrl);
+  });
   document.getElementById("open-payment").addEventListener("click", function () { started = false; open(); });
-  open();
+  if (openedBefore()) {
+    window.location.replace(config.dataset.bookingUrl);
+  } else {
+    open();
+  }
 })();
