@@ -259,9 +259,25 @@ def _apply(remote: GatewayPayment, source: str) -> SyncResult:
             _withdraw_after_commit(reservation)
             return SyncResult(payment, "unchanged", _("This booking is already paid: no deposit is needed."))
         if remote.vbank_date:
-            # The hold may have ended already; a deposit is then checked when it comes.
+            # The seats are kept until the deposit deadline, if the hold is still live.
             with contextlib.suppress(reservation_services.ReservationError):
-                reservation_services.reservation_await_payment(reservation=reservation, until=remote.vbank_date)
+                reservation = reservation_services.reservation_await_payment(
+                    reservation=reservation, until=remote.vbank_date
+                )
+        if reservation.status not in Reservation.LIVE_HOLD_STATUSES or reservation.is_expired():
+            # Let go while the account was being issued (released in another tab, the
+            # hold's time up, the performance cancelled): nobody is asked to deposit
+            # for seats that are not theirs, and the account is withdrawn.
+            _log(payment, "vbank_issued", remote.vbank_num)
+            _withdraw_after_commit(reservation)
+            return SyncResult(
+                payment,
+                "unchanged",
+                _(
+                    "Your seats were let go before the virtual account was issued: "
+                    "it is closed, and no deposit is needed."
+                ),
+            )
         _log(payment, "vbank_issued", remote.vbank_num)
         # Recorded in this transaction, emailed after it commits (notifications.services).
         notification_queue(kind=Notification.Kind.AWAITING_DEPOSIT, reservation=reservation, payment=payment)

@@ -51,7 +51,9 @@ TRANSITIONS: dict[str, set[str]] = {
     Status.HELD: {Status.PENDING_PAYMENT, Status.RELEASED, Status.EXPIRED},
     Status.PENDING_PAYMENT: {Status.CONFIRMED, Status.HELD, Status.RELEASED, Status.EXPIRED},
     Status.CONFIRMED: {Status.CANCELLED},
-    Status.EXPIRED: set(),
+    # A payment made in time whose news came after the sweep: confirmed if its places are
+    # still free, as it would have been had the sweeper not run yet.
+    Status.EXPIRED: {Status.CONFIRMED},
     Status.RELEASED: set(),
     Status.CANCELLED: set(),
 }
@@ -719,7 +721,10 @@ def reservation_confirm(*, reservation: Reservation, actor=None, reason: str = "
     reservation = _locked(reservation)
     if reservation.status == Status.HELD:
         _transition(reservation, Status.PENDING_PAYMENT, now=now)
-    if reservation.status != Status.PENDING_PAYMENT:
+    # Expired and already swept (its places given back) is the same late payment as
+    # expired and not swept yet: whether the sweeper ran first decides nothing.
+    swept = reservation.status == Status.EXPIRED
+    if reservation.status != Status.PENDING_PAYMENT and not swept:
         raise InvalidTransition(
             _("A booking that is %(status)s cannot be confirmed.") % {"status": reservation.get_status_display()}
         )
@@ -730,7 +735,7 @@ def reservation_confirm(*, reservation: Reservation, actor=None, reason: str = "
         now,
     )
     expected = reservation.lines.count()
-    if reservation.is_expired(now):
+    if swept or reservation.is_expired(now):
         # The customer's lock keeps the count below true until this commits (a hold in
         # another tab waits). It comes after the reservation's, the other way round from
         # a hold that changes seats; only a late payment racing a seat change of this very
@@ -749,9 +754,18 @@ def reservation_confirm(*, reservation: Reservation, actor=None, reason: str = "
                 )
                 % {"limit": limit}
             )
-    sold = InventoryItem.objects.filter(reservation=reservation, status=InventoryItem.Status.HELD).update(
-        status=InventoryItem.Status.SOLD, held_until=None
-    )
+    if swept:
+        # Taken again if nobody has since: one conditional UPDATE, as a hold claims.
+        places = sorted(reservation.lines.values_list("item_id", flat=True))
+        sold = (
+            InventoryItem.objects.filter(pk__in=places)
+            .free(now)
+            .update(status=InventoryItem.Status.SOLD, held_until=None, reservation=reservation)
+        )
+    else:
+        sold = InventoryItem.objects.filter(reservation=reservation, status=InventoryItem.Status.HELD).update(
+            status=InventoryItem.Status.SOLD, held_until=None
+        )
     if sold != expected:
         raise ReservationError(_("The seats of this booking were released before payment arrived."))
     _transition(reservation, Status.CONFIRMED, actor=actor, reason=reason, now=now, confirmed_at=now)

@@ -632,3 +632,33 @@ def test_a_withdrawn_virtual_account_is_not_shown_as_refunded(client, fake_iampo
     assert payment.status == "cancelled"
     page = client.get(reservation.get_absolute_url()).content.decode()
     assert "Cancelled before payment" in page and "Refunded in full" not in page
+
+
+@pytest.mark.parametrize("taken_meanwhile", [False, True])
+def test_a_payment_heard_of_after_the_sweep_is_kept_if_its_seats_are_free(
+    fake_iamport, alice, bob, performance, taken_meanwhile
+):
+    from reservations.services import holds_expire
+
+    reservation = hold(alice, performance, A1, A2)
+    payment = start(reservation)
+    rsp = checkout(fake_iamport, payment)  # paid in time; the news is late (a lost callback)
+    Reservation.objects.filter(pk=reservation.pk).update(expires_at=timezone.now() - dt.timedelta(seconds=1))
+    assert holds_expire() == 1  # the sweeper got there first and gave the seats back
+    assert Reservation.objects.get(pk=reservation.pk).status == "expired"
+    if taken_meanwhile:
+        hold(bob, performance, A2)
+    result = services.payment_sync(imp_uid=rsp["imp_uid"], source="reconcile")
+    reservation.refresh_from_db()
+    payment.refresh_from_db()
+    if taken_meanwhile:  # refunded, as without the sweep
+        assert result.outcome in ("refunded", "refund_owed")
+        assert reservation.status == "expired"
+        assert InventoryItem.objects.get(performance=performance, seat__label=A1).status == "available"
+        assert payment.refunded_amount == payment.amount
+    else:  # kept, as it would have been had the sweeper not run yet
+        assert result.outcome == "paid"
+        assert reservation.status == "confirmed"
+        assert list(reservation.transitions.values_list("to_status", flat=True))[-2:] == ["expired", "confirmed"]
+        items = InventoryItem.objects.filter(performance=performance, seat__label__in=[A1, A2])
+        assert {(i.status, i.reservation_id) for i in items} == {("sold", reservation.pk)}

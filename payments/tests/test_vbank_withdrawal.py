@@ -101,3 +101,29 @@ def test_my_bookings_show_the_deadline_of_a_hold_waiting_for_a_deposit(client, f
     detail = client.get(reservation.get_absolute_url()).content.decode()
     assert 'id="deposit-details"' in detail and 'id="cancel-before-deposit"' in detail
     assert 'id="pay-form"' not in detail and "Change seats" not in detail
+
+
+@pytest.mark.parametrize("let_go", ["released", "expired"])
+def test_an_account_issued_after_the_seats_were_let_go_is_withdrawn_and_no_deposit_asked(
+    fake_iamport, performance, alice, let_go, django_capture_on_commit_callbacks
+):
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from reservations.models import Reservation
+
+    reservation = hold(alice, performance, A1)
+    vbank = start(reservation, method="vbank")  # the window is open...
+    if let_go == "released":  # ...while the customer lets the seats go in another tab
+        services.hold_release(reservation=reservation, actor=alice, reason="released by customer")
+    else:  # ...or the hold's time runs out
+        Reservation.objects.filter(pk=reservation.pk).update(expires_at=timezone.now() - dt.timedelta(seconds=1))
+    issued = checkout(fake_iamport, vbank, outcome="vbank")
+    with django_capture_on_commit_callbacks(execute=True):
+        result = services.payment_sync(imp_uid=issued["imp_uid"], source="callback")
+    assert result.outcome == "unchanged" and "no deposit is needed" in result.message
+    vbank.refresh_from_db()
+    assert vbank.status == "cancelled" and deposit_refused(fake_iamport, vbank)
+    assert not Notification.objects.filter(kind=Notification.Kind.AWAITING_DEPOSIT).exists()
+    assert Reservation.objects.get(pk=reservation.pk).status in ("released", "expired", "pending_payment")

@@ -80,10 +80,11 @@ class BookingMachine(RuleBasedStateMachine):
         if sweep:
             holds_expire(now=self.clock)
 
-    @precondition(lambda self: self.reservations("held", "pending_payment"))
+    @precondition(lambda self: self.reservations("held", "pending_payment", "expired"))
     @rule(data=st.data())
     def confirm(self, data):
-        reservation = data.draw(st.sampled_from(self.reservations("held", "pending_payment")))
+        # Expired (swept or not): a payment made in time whose news came late.
+        reservation = data.draw(st.sampled_from(self.reservations("held", "pending_payment", "expired")))
         # A late payment whose seats were taken is refused (payments refunds it).
         with contextlib.suppress(ReservationError):
             reservation_confirm(reservation=reservation, now=self.clock)
