@@ -1,5 +1,6 @@
 import math
 import uuid
+from collections import Counter
 
 from django.contrib.auth.views import redirect_to_login
 from django.contrib.humanize.templatetags.humanize import intcomma
@@ -190,11 +191,12 @@ def render_performance_page(
     if change and not selected:
         selected = frozenset(change.items.filter(seat__isnull=False).values_list("pk", flat=True))
     token = uuid.uuid4().hex  # a fresh token per render: resubmitting this form holds once
-    hold_form = hold_form or HoldForm(
-        performance=performance,
-        standing_zones=standing,
-        initial={"token": token, "change": change.code if change else ""},
-    )
+    initial = {"token": token, "change": change.code if change else ""}
+    if change:
+        # Changing starts from what the customer holds: their places in each zone too.
+        zones = Counter(change.items.filter(seat__isnull=True).values_list("section_id", flat=True))
+        initial.update({f"standing-{zone}": count for zone, count in zones.items()})
+    hold_form = hold_form or HoldForm(performance=performance, standing_zones=standing, initial=initial)
     seated_grade_ids = {seat.grade_id for seat in seat_map.seats}
     best_form = best_form or BestAvailableForm(
         performance=performance,

@@ -472,3 +472,20 @@ def test_a_standing_quantity_sent_twice_is_refused_even_if_the_last_is_zero(clie
     response = client.post(hold_url(performance), {"token": "t-1", "items": [a1.pk], f"standing-{zone.pk}": ["2", "0"]})
     assert response.status_code == 400 and "The seat selection was damaged" in response.content.decode()
     assert not Reservation.objects.exists()
+
+
+def test_changing_a_standing_hold_starts_from_the_places_held(client, alice, performance):
+    zone = performance.layout.sections.get(kind="standing")
+    first = hold(alice, performance, A1, standing=[(zone.pk, 2)])
+    client.force_login(alice)
+    page = client.get(performance.get_absolute_url() + f"?change={first.code}").content.decode()
+    field = re.search(rf'<input[^>]*name="standing-{zone.pk}"[^>]*>', page).group(0)
+    assert 'value="2"' in field
+    # Sent as drawn, the change keeps the two places (and the seat): it does not drop to one.
+    (a1,) = seat_items(performance, A1)
+    response = client.post(
+        hold_url(performance), {"token": "t-keep", "items": [a1.pk], f"standing-{zone.pk}": 2, "change": first.code}
+    )
+    assert response.status_code == 302
+    changed = Reservation.objects.get(user=alice, status="held")
+    assert changed.lines.count() == 3

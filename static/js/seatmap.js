@@ -60,13 +60,13 @@
         list.appendChild(li);
       }
     });
-    if (list && !chosen.length) {
+    var standing = standingCount();
+    if (list && !chosen.length && !standing.count) {  // "nothing chosen yet", unless places in a zone are
       var li = document.createElement("li");
       li.className = "muted";
       li.textContent = list.dataset.empty || "";
       list.appendChild(li);
     }
-    var standing = standingCount();
     var count = chosen.length + standing.count;
     if (countEl) countEl.textContent = count;
     if (totalEl) totalEl.textContent = won(price + standing.price);
