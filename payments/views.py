@@ -109,6 +109,11 @@ def _finish(payment: Payment, imp_uid: str, source: str, error_msg: str = ""):
         )
     if result.payment and result.payment.reservation_id != reservation.pk:
         return False, _("This payment belongs to another order.")
+    if error_msg and result.payment is not None and result.payment.status == Payment.Status.PREPARED:
+        # The window was closed, or the card refused, and I'mport agrees that nothing
+        # was paid (a card payment still "ready"): back to the hold, to try again.
+        services.payment_window_failed(payment=result.payment, error_msg=error_msg)
+        return False, _("The payment did not go through. You can try again while your seats are held.")
     return result.outcome in ("paid", "awaiting_deposit", "unchanged"), result.message
 
 

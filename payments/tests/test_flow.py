@@ -662,3 +662,38 @@ def test_a_payment_heard_of_after_the_sweep_is_kept_if_its_seats_are_free(
         assert list(reservation.transitions.values_list("to_status", flat=True))[-2:] == ["expired", "confirmed"]
         items = InventoryItem.objects.filter(performance=performance, seat__label__in=[A1, A2])
         assert {(i.status, i.reservation_id) for i in items} == {("sold", reservation.pk)}
+
+
+def test_closing_the_payment_window_goes_back_to_the_hold(client, fake_iamport, alice, performance):
+    reservation = hold(alice, performance, A1)
+    payment = start(reservation)
+    rsp = checkout(fake_iamport, payment, outcome="abandon")  # "결제창 닫기": I'mport keeps it "ready"
+    assert rsp["imp_uid"] and rsp["error_msg"]
+    client.force_login(alice)
+    body = {"imp_uid": rsp["imp_uid"], "merchant_uid": payment.merchant_uid, "error_msg": rsp["error_msg"]}
+    answer = client.post(reverse("payments:complete"), body, content_type="application/json").json()
+    assert answer["ok"] is False
+    assert answer["message"] == "The payment did not go through. You can try again while your seats are held."
+    reservation.refresh_from_db()
+    payment.refresh_from_db()
+    assert reservation.status == "held"  # can change seats or pay again
+    assert payment.status == "failed"
+    page = client.get(reservation.get_absolute_url()).content.decode()
+    assert 'id="pay-form"' in page and "Change seats" in page
+    # And paying again works.
+    again = start(reservation)
+    services.payment_sync(imp_uid=checkout(fake_iamport, again)["imp_uid"], source="callback")
+    reservation.refresh_from_db()
+    assert reservation.status == "confirmed"
+
+
+def test_a_browser_saying_failed_does_not_undo_a_payment_i_mport_has(client, fake_iamport, alice, performance):
+    reservation = hold(alice, performance, A1)
+    payment = start(reservation)
+    rsp = checkout(fake_iamport, payment)  # paid at I'mport...
+    client.force_login(alice)
+    body = {"imp_uid": rsp["imp_uid"], "merchant_uid": payment.merchant_uid, "error_msg": "tampered"}
+    answer = client.post(reverse("payments:complete"), body, content_type="application/json").json()
+    assert answer["ok"] is True  # ...so the browser's word counts for nothing
+    reservation.refresh_from_db()
+    assert reservation.status == "confirmed"
