@@ -685,7 +685,14 @@ def reservation_await_payment(*, reservation: Reservation, until: dt.datetime | 
     fields = {}
     if until is not None and until > reservation.expires_at:
         fields["expires_at"] = until
-        InventoryItem.objects.filter(reservation=reservation, status=InventoryItem.Status.HELD).update(held_until=until)
+        kept = InventoryItem.objects.filter(reservation=reservation, status=InventoryItem.Status.HELD).update(
+            held_until=until
+        )
+        if kept != reservation.lines.count():
+            # Some of its places were taken by others after all (the hold's time ran
+            # out by their clock): the deadline is not moved over seats that are not
+            # this customer's. Rolled back by the raise.
+            raise ReservationError(_("Your hold has expired. Please choose seats again."))
     if reservation.status == Status.PENDING_PAYMENT:
         # Already paying (e.g. the virtual account was just issued): only the deadline moves.
         if fields:

@@ -602,3 +602,19 @@ def test_best_available_says_when_no_block_fits(alice, performance):
 
 def hold_all_but_two_of_row_c(performance):
     hold(UserFactory(), performance, "1층 A구역 C열 2번", "1층 A구역 C열 4번")
+
+
+def test_a_deadline_is_not_moved_over_places_others_took(alice, bob, performance):
+    """By the payment's clock the hold is still live; by the other buyer's it had ended
+    and they took one of its seats: the virtual account's deadline does not extend it."""
+    from reservations.services import reservation_await_payment
+
+    start = timezone.now()
+    reservation = hold(alice, performance, A1, A2, now=start)
+    later = reservation.expires_at + dt.timedelta(seconds=1)
+    hold(bob, performance, A2, now=later)  # bob's clock: alice's hold is over
+    with pytest.raises(ReservationError, match="Your hold has expired"):
+        reservation_await_payment(reservation=reservation, until=start + dt.timedelta(days=1), now=start)
+    reservation.refresh_from_db()
+    assert reservation.expires_at < start + dt.timedelta(hours=1)
+    assert InventoryItem.objects.get(performance=performance, seat__label=A2).reservation.user == bob
