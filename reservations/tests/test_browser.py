@@ -168,3 +168,27 @@ def test_back_from_checkout_draws_a_fresh_form(live_server, page, performance):
     )
     assert page.get_by_role("button", name="Hold these seats").is_enabled()
     assert "taken" in page.locator(f'circle[data-item="{seat_a1.pk}"]').get_attribute("class")
+
+
+def test_on_a_phone_the_count_total_and_button_stay_in_view(live_server, browser, performance):
+    context = browser.new_context(
+        locale="en-US", viewport={"width": 390, "height": 800}, is_mobile=True, has_touch=True
+    )
+    page = context.new_page()
+    try:
+        customer = UserFactory()
+        sign_in(page, live_server, customer)
+        page.goto(live_server.url + performance.get_absolute_url())
+        bar = page.locator("#phone-bar")
+        assert bar.is_visible() and page.get_by_text("Swipe the map sideways").is_visible()
+        (seat,) = seat_items(performance, "1층 A구역 A열 1번")
+        page.locator(f'circle[data-item="{seat.pk}"]').tap()
+        assert bar.locator("[data-selection-count]").inner_text() == "1"
+        assert bar.locator("[data-selection-total]").inner_text() == "₩120,000"
+        box = bar.bounding_box()  # at the bottom of the screen, whatever the scroll
+        assert box["y"] + box["height"] <= 800 and box["y"] > 600
+        bar.get_by_role("button", name="Hold these seats").tap()
+        page.wait_for_url(re.compile(r"/my/bookings/T\w+/$"))
+        assert Reservation.objects.get(user=customer).lines.get().label == "1층 A구역 A열 1번"
+    finally:
+        context.close()

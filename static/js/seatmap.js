@@ -70,6 +70,11 @@
     var count = chosen.length + standing.count;
     if (countEl) countEl.textContent = count;
     if (totalEl) totalEl.textContent = won(price + standing.price);
+    // The phone bar shows the same (it submits the same form).
+    document.querySelectorAll("[data-selection-count]").forEach(function (el) { el.textContent = count; });
+    document.querySelectorAll("[data-selection-total]").forEach(function (el) {
+      el.textContent = won(price + standing.price);
+    });
     if (limitMessage) limitMessage.hidden = count <= limit;
     return count;
   }
