@@ -240,7 +240,9 @@ def _apply(remote: GatewayPayment, source: str) -> SyncResult:
         notification_queue(kind=Notification.Kind.BOOKING_CONFIRMED, reservation=reservation, payment=payment)
         return SyncResult(payment, "paid", _("Payment received: your booking is confirmed."))
 
-    if remote.status == "ready" and payment.method == Payment.Method.VBANK:
+    # "ready" with an account number: the account was issued. Without one the window
+    # was closed before it was (nothing to deposit into): not complete, like a card's.
+    if remote.status == "ready" and payment.method == Payment.Method.VBANK and remote.vbank_num:
         if payment.status == Payment.Status.AWAITING_DEPOSIT:
             return SyncResult(payment, "unchanged", _("We are waiting for your deposit."))
         if payment.status != Payment.Status.PREPARED:

@@ -697,3 +697,17 @@ def test_a_browser_saying_failed_does_not_undo_a_payment_i_mport_has(client, fak
     assert answer["ok"] is True  # ...so the browser's word counts for nothing
     reservation.refresh_from_db()
     assert reservation.status == "confirmed"
+
+
+def test_closing_the_virtual_account_window_before_an_account_is_issued(client, fake_iamport, alice, performance):
+    reservation = hold(alice, performance, A1)
+    payment = start(reservation, method="vbank")
+    rsp = checkout(fake_iamport, payment, outcome="abandon")  # closed before the account was issued
+    client.force_login(alice)
+    body = {"imp_uid": rsp["imp_uid"], "merchant_uid": payment.merchant_uid, "error_msg": rsp["error_msg"]}
+    answer = client.post(reverse("payments:complete"), body, content_type="application/json").json()
+    assert answer["ok"] is False and "did not go through" in answer["message"]
+    payment.refresh_from_db()
+    reservation.refresh_from_db()
+    assert payment.status == "failed" and not payment.vbank_num  # not "awaiting a deposit" into nothing
+    assert reservation.status == "held"
