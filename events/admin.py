@@ -538,7 +538,7 @@ class PerformanceAdmin(admin.ModelAdmin):
             except ValidationError as exc:
                 self.message_user(request, exc.messages[0], messages.ERROR)
                 return redirect("admin:events_performance_seats", pk=performance.pk)
-            reason = request.POST.get("reason", "").strip()[:BLOCK_REASON_MAX]
+            reason = request.POST.get("reason", "").strip()[:BLOCK_REASON_MAX]  # the seat form's
             if "block_standing" in request.POST or "unblock_standing" in request.POST:
                 self._block_standing(request, performance)
             elif not ids:
@@ -617,10 +617,10 @@ class PerformanceAdmin(admin.ModelAdmin):
         if not changed:
             return  # every place chosen was taken, or none was blocked: nothing changed
         seats = InventoryItem.objects.filter(pk__in=changed, seat__isnull=False).order_by("seat__y", "seat__x")
-        labels = list(seats.values_list("seat__label", flat=True)[:50])
+        labels = list(seats.values_list("seat__label", flat=True)[:50])  # seats only: a zone is named already
         record = done
         if labels:
-            more = len(changed) - len(labels) if len(labels) == 50 else 0
+            more = len(changed) - len(labels)  # past the first 50
             record += " " + _("Seats: %(labels)s.") % {"labels": ", ".join(labels) + (f" (+{more})" if more else "")}
         if reason:
             record += " " + _("Reason: %(reason)s") % {"reason": reason}

@@ -188,13 +188,15 @@ def render_performance_page(
     state = performance.sales_state()
     can_book = state == "on_sale" and request.user.is_authenticated
     standing = [s for s in seat_map.sections if s.is_standing]
-    if change and not selected:
-        selected = frozenset(change.items.filter(seat__isnull=False).values_list("pk", flat=True))
     token = uuid.uuid4().hex  # a fresh token per render: resubmitting this form holds once
     initial = {"token": token, "change": change.code if change else ""}
     if change:
-        # Changing starts from what the customer holds: their places in each zone too.
-        zones = Counter(change.items.filter(seat__isnull=True).values_list("section_id", flat=True))
+        # Changing starts from what the customer holds: its seats ticked, and its places
+        # in each standing zone counted.
+        held = list(change.items.values_list("pk", "seat_id", "section_id"))
+        if not selected:
+            selected = frozenset(pk for pk, seat, _zone in held if seat is not None)
+        zones = Counter(zone for _pk, seat, zone in held if seat is None)
         initial.update({f"standing-{zone}": count for zone, count in zones.items()})
     hold_form = hold_form or HoldForm(performance=performance, standing_zones=standing, initial=initial)
     seated_grade_ids = {seat.grade_id for seat in seat_map.seats}

@@ -236,7 +236,7 @@ def _apply(remote: GatewayPayment, source: str) -> SyncResult:
         _log(payment, "paid", amount=remote.amount)
         if Payment.objects.filter(reservation=reservation, status=Payment.Status.AWAITING_DEPOSIT).exists():
             # A virtual account opened in another tab would take a second payment.
-            _withdraw_after_commit(reservation)
+            _withdraw_after_commit(reservation, reason=gettext_noop("paid another way"))
         notification_queue(kind=Notification.Kind.BOOKING_CONFIRMED, reservation=reservation, payment=payment)
         return SyncResult(payment, "paid", _("Payment received: your booking is confirmed."))
 
@@ -254,12 +254,7 @@ def _apply(remote: GatewayPayment, source: str) -> SyncResult:
         payment.vbank_holder = remote.vbank_holder
         payment.vbank_due = remote.vbank_date
         payment.save()
-        if reservation.status == Reservation.Status.CONFIRMED:
-            # Paid another way (a card, in another tab) before this account was issued:
-            # it is withdrawn, and the customer is not asked to deposit.
-            _log(payment, "vbank_issued", remote.vbank_num)
-            _withdraw_after_commit(reservation)
-            return SyncResult(payment, "unchanged", _("This booking is already paid: no deposit is needed."))
+        _log(payment, "vbank_issued", remote.vbank_num)
         if remote.vbank_date:
             # The seats are kept until the deposit deadline, if the hold is still live.
             with contextlib.suppress(reservation_services.ReservationError):
@@ -267,11 +262,13 @@ def _apply(remote: GatewayPayment, source: str) -> SyncResult:
                     reservation=reservation, until=remote.vbank_date
                 )
         if reservation.status not in Reservation.LIVE_HOLD_STATUSES or reservation.is_expired():
-            # Let go while the account was being issued (released in another tab, the
-            # hold's time up, the performance cancelled): nobody is asked to deposit
-            # for seats that are not theirs, and the account is withdrawn.
-            _log(payment, "vbank_issued", remote.vbank_num)
-            _withdraw_after_commit(reservation)
+            # Paid another way (a card, in another tab) or let go (released in another
+            # tab, the hold's time up, the performance cancelled) while the account was
+            # being issued: it is withdrawn, and nobody is asked to deposit.
+            if reservation.status == Reservation.Status.CONFIRMED:
+                _withdraw_after_commit(reservation, reason=gettext_noop("paid another way"))
+                return SyncResult(payment, "unchanged", _("This booking is already paid: no deposit is needed."))
+            _withdraw_after_commit(reservation, reason=gettext_noop("seats let go before the account was issued"))
             return SyncResult(
                 payment,
                 "unchanged",
@@ -280,7 +277,6 @@ def _apply(remote: GatewayPayment, source: str) -> SyncResult:
                     "it is closed, and no deposit is needed."
                 ),
             )
-        _log(payment, "vbank_issued", remote.vbank_num)
         # Recorded in this transaction, emailed after it commits (notifications.services).
         notification_queue(kind=Notification.Kind.AWAITING_DEPOSIT, reservation=reservation, payment=payment)
         return SyncResult(payment, "awaiting_deposit", _("Virtual account issued: please deposit before the deadline."))
@@ -625,11 +621,9 @@ def hold_release(*, reservation: Reservation, actor, reason: str, now: dt.dateti
     return released
 
 
-def _withdraw_after_commit(reservation: Reservation) -> None:
+def _withdraw_after_commit(reservation: Reservation, *, reason: str) -> None:
     # After the sync's transaction: no row stays locked while I'mport is asked.
-    transaction.on_commit(
-        lambda: vbanks_withdraw(reservation=reservation, reason=gettext_noop("paid another way")), robust=True
-    )
+    transaction.on_commit(lambda: vbanks_withdraw(reservation=reservation, reason=reason), robust=True)
 
 
 def vbanks_withdraw(*, reservation: Reservation, reason: str) -> int:
@@ -639,18 +633,21 @@ def vbanks_withdraw(*, reservation: Reservation, reason: str) -> int:
     A withdrawal I'mport refuses (the deposit came this instant) or cannot be asked
     is logged and left: a deposit that arrives for a released hold is refunded.
     """
+    open_accounts = list(Payment.objects.filter(reservation=reservation, status=Payment.Status.AWAITING_DEPOSIT))
+    if not open_accounts:
+        return 0
+    if Reservation.objects.filter(pk=reservation.pk, status=Reservation.Status.CONFIRMED).exists():
+        why = _("The virtual account was withdrawn: the booking was paid another way.")
+    else:
+        why = _("The virtual account was withdrawn: the seats were released.")
     withdrawn = 0
-    for payment in Payment.objects.filter(reservation=reservation, status=Payment.Status.AWAITING_DEPOSIT):
+    for payment in open_accounts:
         try:
             remote = get_gateway().revoke_vbank(imp_uid=payment.imp_uid)
         except GatewayError as exc:
             _log(payment, "vbank_revoke_failed", str(exc))
             logger.warning("could not withdraw the virtual account of %s: %s", payment.merchant_uid, exc)
             continue
-        if Reservation.objects.filter(pk=reservation.pk, status=Reservation.Status.CONFIRMED).exists():
-            why = _("The virtual account was withdrawn: the booking was paid another way.")
-        else:
-            why = _("The virtual account was withdrawn: the seats were released.")
         withdrawn += Payment.objects.filter(pk=payment.pk, status=Payment.Status.AWAITING_DEPOSIT).update(
             status=Payment.Status.CANCELLED, failure_reason=why, gateway_payload=remote.raw, updated_at=timezone.now()
         )

@@ -51,6 +51,11 @@ class IdListField(forms.Field):
         return ids
 
 
+def asks_for_places(value) -> bool:
+    """Whether a standing zone's posted quantity asks for any place ("" and "0" do not)."""
+    return str(value).strip() not in ("", "0")
+
+
 class HoldForm(forms.Form):
     """Seats picked on the map plus a quantity per standing zone."""
 
@@ -74,7 +79,7 @@ class HoldForm(forms.Form):
         zones = {f"standing-{zone.pk}" for zone in self.standing_zones}
         sent_twice = getattr(self.data, "getlist", None)  # a QueryDict, as requests have
         for key in self.data:
-            if key.startswith("standing-") and key not in zones and str(self.data[key]).strip() not in ("", "0"):
+            if key.startswith("standing-") and key not in zones and asks_for_places(self.data[key]):
                 raise ValidationError(IdListField.damaged)
             named = key in self.fields or key.startswith("standing-")
             if sent_twice and key != "items" and named and len(sent_twice(key)) > 1:

@@ -48,14 +48,15 @@ def for_booking_rows(reservations, now) -> bool:
     """Set what reservations/_booking_rows.html shows on each reservation (lines
     prefetched): the status as customers see it, the seconds a hold has left, and the
     places ("label", or "label × n" for standing places), and whether it counts down
-    (a live hold, unless it waits for a deposit); True if any counts down."""
+    (a live hold) or waits for a deposit (a live hold with a virtual account open);
+    True if any counts down."""
     held = False
     for reservation in reservations:
         reservation.status_now = reservation.effective_status(now)
         reservation.seconds_now = reservation.seconds_left(now)
-        reservation.counting_down = reservation.status_now in Reservation.LIVE_HOLD_STATUSES and not getattr(
-            reservation, "deposit_due", None
-        )
+        live = reservation.status_now in Reservation.LIVE_HOLD_STATUSES
+        reservation.deposit_waiting = live and getattr(reservation, "deposit_due", None) is not None
+        reservation.counting_down = live and not reservation.deposit_waiting
         counts = Counter(line.label for line in reservation.lines.all())
         reservation.places = ", ".join(label if n == 1 else f"{label} × {n}" for label, n in counts.items())
         held |= reservation.counting_down

@@ -21,7 +21,7 @@ from payments.models import Payment
 from payments.services import hold_release, policy_for_event, refund_preview
 
 from . import services, waiting_room
-from .forms import BestAvailableForm, HoldForm
+from .forms import BestAvailableForm, HoldForm, asks_for_places
 from .models import Reservation
 from .selectors import for_booking_rows, own_reservation, taken_place_ids, upcoming_bookings
 from .tickets import ticket_qr_svg
@@ -138,7 +138,7 @@ def _standing_zones(performance) -> list:
 
 def _asks_for_standing(data) -> bool:
     """Whether a quantity other than none was posted for any standing zone."""
-    return any(key.startswith("standing-") and value.strip() not in ("", "0") for key, value in data.items())
+    return any(key.startswith("standing-") and asks_for_places(value) for key, value in data.items())
 
 
 @login_required

@@ -12,8 +12,8 @@
   var limit = form.dataset.limit ? parseInt(form.dataset.limit, 10) : Infinity;
   var inputs = document.getElementById("selected-inputs");
   var list = document.getElementById("selection-list");
-  var countEl = document.getElementById("selection-count");
-  var totalEl = document.getElementById("selection-total");
+  var countEls = document.querySelectorAll("[data-selection-count]");
+  var totalEls = document.querySelectorAll("[data-selection-total]");
   var limitMessage = document.getElementById("limit-message");
   var seats = Array.prototype.slice.call(svg.querySelectorAll("circle[role=checkbox]"));
   var lang = document.documentElement.lang || "ko";
@@ -68,13 +68,9 @@
       list.appendChild(li);
     }
     var count = chosen.length + standing.count;
-    if (countEl) countEl.textContent = count;
-    if (totalEl) totalEl.textContent = won(price + standing.price);
-    // The phone bar shows the same (it submits the same form).
-    document.querySelectorAll("[data-selection-count]").forEach(function (el) { el.textContent = count; });
-    document.querySelectorAll("[data-selection-total]").forEach(function (el) {
-      el.textContent = won(price + standing.price);
-    });
+    // The choice panel, and the phone bar (which submits the same form).
+    countEls.forEach(function (el) { el.textContent = count; });
+    totalEls.forEach(function (el) { el.textContent = won(price + standing.price); });
     if (limitMessage) limitMessage.hidden = count <= limit;
     return count;
   }
