@@ -76,3 +76,14 @@ def test_confirming_the_email_signs_in_with_the_preferred_language(client, mailo
     response = client.post(confirm_url)
     assert response.status_code == 302
     assert response.cookies[COOKIE].value == "ko"
+
+
+@pytest.mark.parametrize("browsing", ["ko", "en"])
+def test_the_language_menu_names_each_language_in_itself(client, browsing):
+    page = client.get("/", HTTP_ACCEPT_LANGUAGE=browsing).content.decode()
+    menu = page.split('id="lang-select"')[1].split("</select>")[0]
+    # Someone who reads only English finds "English" on a Korean page, and the reverse.
+    assert '<option value="en" lang="en"' in menu and ">English</option>" in menu
+    assert '<option value="ko" lang="ko"' in menu and ">한국어</option>" in menu
+    assert "영어" not in menu and "Korean" not in menu
+    assert f'value="{browsing}" lang="{browsing}" selected' in menu

@@ -180,9 +180,20 @@ def test_on_a_phone_the_count_total_and_button_stay_in_view(live_server, browser
         sign_in(page, live_server, customer)
         page.goto(live_server.url + performance.get_absolute_url())
         bar = page.locator("#phone-bar")
-        assert bar.is_visible() and page.get_by_text("Swipe the map sideways").is_visible()
+        assert bar.is_visible() and page.get_by_text("Zoom in with + to tap seats easily").is_visible()
         (seat,) = seat_items(performance, "1층 A구역 A열 1번")
-        page.locator(f'circle[data-item="{seat.pk}"]').tap()
+        circle = page.locator(f'circle[data-item="{seat.pk}"]')
+        drawn = circle.bounding_box()["width"]
+        # Zoomed in, a seat is big enough for a finger, and the map pans inside its box.
+        zoom_in = page.get_by_role("button", name="Zoom in")
+        for _ in range(3):
+            zoom_in.tap()
+        assert page.locator("[data-zoom-level]").inner_text() == "300%"
+        assert circle.bounding_box()["width"] >= 3 * drawn - 1 >= 20
+        scroller = page.locator("[data-map-scroll]")
+        assert scroller.evaluate("box => box.scrollWidth > box.clientWidth && box.clientHeight <= innerHeight")
+        circle.scroll_into_view_if_needed()
+        circle.tap()
         assert bar.locator("[data-selection-count]").inner_text() == "1"
         assert bar.locator("[data-selection-total]").inner_text() == "₩120,000"
         box = bar.bounding_box()  # at the bottom of the screen, whatever the scroll
@@ -192,3 +203,39 @@ def test_on_a_phone_the_count_total_and_button_stay_in_view(live_server, browser
         assert Reservation.objects.get(user=customer).lines.get().label == "1층 A구역 A열 1번"
     finally:
         context.close()
+
+
+def test_the_zoom_buttons_go_from_the_whole_hall_to_four_times_and_back(live_server, page, performance):
+    sign_in(page, live_server, UserFactory())
+    page.goto(live_server.url + performance.get_absolute_url())
+    zoom_in, zoom_out = page.get_by_role("button", name="Zoom in"), page.get_by_role("button", name="Zoom out")
+    level = page.locator("[data-zoom-level]")
+    assert zoom_out.is_disabled() and level.inner_text() == "100%"
+    svg = page.locator("svg.seatmap")
+    whole = svg.bounding_box()["width"]
+    seen = []
+    while zoom_in.is_enabled():
+        zoom_in.click()
+        seen.append(level.inner_text())
+    assert seen == ["150%", "200%", "300%", "400%"]
+    assert abs(svg.bounding_box()["width"] - 4 * whole) < 2
+    # The middle of the view stays the middle: halfway across the drawing, give or take.
+    middle = page.locator("[data-map-scroll]").evaluate(
+        "box => (box.scrollLeft + box.clientWidth / 2) / box.scrollWidth"
+    )
+    assert 0.4 < middle < 0.6
+    while zoom_out.is_enabled():
+        zoom_out.click()
+    assert level.inner_text() == "100%" and abs(svg.bounding_box()["width"] - whole) < 2
+
+
+def test_an_error_goes_once_the_choice_changes(live_server, page, performance):
+    sign_in(page, live_server, UserFactory())
+    page.goto(live_server.url + performance.get_absolute_url())
+    page.get_by_role("button", name="Hold these seats").click()  # nothing chosen
+    alert = page.get_by_role("alert").filter(has_text="Choose at least one seat.")
+    alert.wait_for()
+    (seat,) = seat_items(performance, "1층 A구역 A열 1번")
+    page.locator(f'circle[data-item="{seat.pk}"]').click()
+    alert.wait_for(state="detached")
+    assert page.locator("#selection-count").inner_text() == "1"

@@ -83,7 +83,17 @@
     }
     seat.setAttribute("aria-checked", on ? "false" : "true");
     seat.classList.toggle("selected", !on);
+    clearErrors();
     refresh();
+  }
+
+  // What the last try was told ("choose at least one seat", "just taken") is out of date
+  // once the choice changes; the seats taken stay greyed out on the map.
+  function clearErrors() {
+    var box = document.getElementById("hold-error");
+    if (box) box.remove();
+    form.querySelectorAll("p.error:not(#limit-message)").forEach(function (p) { p.remove(); });
+    form.querySelectorAll(".has-error").forEach(function (field) { field.classList.remove("has-error"); });
   }
 
   function focusSeat(seat) {
@@ -126,7 +136,7 @@
     }
   });
   form.querySelectorAll("input[data-zone-grade]").forEach(function (input) {
-    input.addEventListener("input", refresh);
+    input.addEventListener("input", function () { clearErrors(); refresh(); });
   });
   function showError(text) {
     var box = document.getElementById("hold-error");
