@@ -1,3 +1,5 @@
+import uuid
+
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404, redirect
@@ -8,6 +10,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from reservations import services as reservation_services
+from reservations.models import Reservation
 from ticketing.admin_helpers import ReadOnlyTabularInline, ServiceWrittenAdmin
 from ticketing.formatting import krw
 
@@ -105,7 +108,12 @@ class PaymentAdmin(ServiceWrittenAdmin):
         payment = get_object_or_404(Payment.objects.select_related("reservation__user"), pk=pk)
         if not self.has_change_permission(request, payment):
             raise PermissionDenied
-        form = StaffRefundForm(request.POST or None, initial={"amount": payment.refundable_amount})
+        form = StaffRefundForm(
+            request.POST or None,
+            payment=payment,
+            # Cancelling is what a refund usually comes with; a refund that keeps the booking is the choice made.
+            initial={"amount": payment.refundable_amount, "cancel_booking": True, "token": uuid.uuid4().hex},
+        )
         if request.method == "POST" and form.is_valid():
             data = form.cleaned_data
             try:
@@ -115,14 +123,19 @@ class PaymentAdmin(ServiceWrittenAdmin):
                     reason=data["reason"],
                     actor=request.user,
                     cancel_booking=data["cancel_booking"],
-                    refund_holder=data["refund_holder"],
-                    refund_bank=data["refund_bank"],
-                    refund_account=data["refund_account"],
+                    refund_holder=data.get("refund_holder", ""),
+                    refund_bank=data.get("refund_bank", ""),
+                    refund_account=data.get("refund_account", ""),
+                    token=data["token"],
                 )
-            except services.PaymentError as exc:
+            except services.RefundAlreadyAsked as exc:
+                self.message_user(request, exc.message, messages.WARNING)
+                return redirect("admin:payments_payment_change", payment.pk)
+            except (services.PaymentError, reservation_services.ReservationError) as exc:
                 form.add_error(None, exc.message)
-            except reservation_services.ReservationError as exc:
-                form.add_error(None, exc.message)
+                # Sending the form again is a new attempt (this one may have reached I'mport).
+                form.data = form.data.copy()
+                form.data["token"] = uuid.uuid4().hex
             else:
                 self.message_user(
                     request, _("Refunded %(amount)s.") % {"amount": krw(data["amount"])}, messages.SUCCESS
@@ -135,6 +148,10 @@ class PaymentAdmin(ServiceWrittenAdmin):
             "title": _("Refund %(payment)s") % {"payment": payment},
             "form": form,
             "refundable": payment.refundable_amount,
+            # What the customer would get by cancelling, for staff to measure a refund against.
+            "policy_quote": services.refund_preview(reservation=payment.reservation)
+            if payment.reservation.status == Reservation.Status.CONFIRMED and payment.refundable_amount
+            else None,
         }
         return TemplateResponse(request, "admin/payments/payment/refund.html", context)
 

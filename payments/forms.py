@@ -50,12 +50,21 @@ class CancelForm(RefundAccountForm):
             self.fields[name].required = needs_account
 
 
-class StaffRefundForm(forms.Form):
+class StaffRefundForm(RefundAccountForm):
+    """Staff refund. `token` makes a double click one refund (payments.services.payment_refund);
+    the bank account, checked as the customer's is, is asked for only for a virtual-account
+    payment."""
+
+    token = forms.CharField(widget=forms.HiddenInput)
     amount = forms.IntegerField(label=_("Amount to refund (KRW)"), min_value=1)
     reason = forms.CharField(label=_("Reason"), max_length=200)
-    refund_bank = forms.ChoiceField(label=_("Bank (virtual account)"), choices=BANKS, required=False)
-    refund_account = forms.CharField(label=_("Account number (virtual account)"), max_length=20, required=False)
-    refund_holder = forms.CharField(label=_("Account holder (virtual account)"), max_length=40, required=False)
     cancel_booking = forms.BooleanField(
         label=_("Also cancel the booking and put its seats back on sale"), required=False
     )
+    field_order = ["token", "amount", "reason", "refund_bank", "refund_account", "refund_holder", "cancel_booking"]
+
+    def __init__(self, *args, payment: Payment, **kwargs):
+        super().__init__(*args, **kwargs)
+        if payment.method != Payment.Method.VBANK:
+            for name in ("refund_bank", "refund_account", "refund_holder"):
+                del self.fields[name]

@@ -51,6 +51,10 @@ REFUND_UNCONFIRMED = gettext_lazy(
 )
 
 
+class RefundAlreadyAsked(PaymentError):
+    """The same refund form arrived again; the first one is the refund."""
+
+
 class RefundNotSent(PaymentError):
     """I'mport did not answer a refund, and did not show one when asked after: asking
     again is safe (the checksum refuses a second refund of the same money)."""
@@ -451,14 +455,21 @@ def payment_refund(
     refund_holder: str = "",
     refund_bank: str = "",
     refund_account: str = "",
+    token: str = "",
+    keep_some: bool = False,
 ) -> Payment:
-    """Refund `amount` (partial or full) at I'mport and record it.
+    """Refund `amount` (partial or full) at I'mport and record it. `keep_some` refuses
+    to refund all that is left (a booking that stays valid, see payment_refund_by_staff).
 
-    The checksum is the balance we believe is left: a double click, or a refund made
-    meanwhile elsewhere, makes I'mport refuse instead of refunding twice.
+    The checksum is the balance we believe is left: two refunds at the same moment make
+    I'mport refuse the second instead of refunding twice. `token` (the refund form's)
+    catches the same form sent twice one after the other, which the checksum cannot: by
+    then the second asks for a balance that is right.
     """
     with transaction.atomic():
         locked = Payment.objects.select_for_update().get(pk=payment.pk)
+        if token and locked.events.filter(kind="refund_requested", data__token=token).exists():
+            raise RefundAlreadyAsked(_("This refund has already been asked for: the form was sent twice."))
         if locked.status != Payment.Status.PAID:
             raise PaymentError(_("Only a paid payment can be refunded."))
         remaining = locked.amount - locked.refunded_amount
@@ -468,9 +479,16 @@ def payment_refund(
             raise PaymentError(
                 _("You can refund at most %(amount)s (the rest is already refunded).") % {"amount": krw(remaining)}
             )
+        if keep_some and amount == remaining:
+            raise PaymentError(
+                _(
+                    "Refunding all that is left would leave a valid ticket with no money paid for it. "
+                    "Tick “Also cancel the booking”, or refund less."
+                )
+            )
         if locked.method == Payment.Method.VBANK and not (refund_holder and refund_bank and refund_account):
             raise PaymentError(_("A virtual account payment needs the bank account to refund to."))
-        _log(locked, "refund_requested", reason, amount=amount)
+        _log(locked, "refund_requested", reason, amount=amount, **({"token": token} if token else {}))
     try:
         remote = get_gateway().cancel(
             imp_uid=locked.imp_uid,
@@ -490,6 +508,14 @@ def payment_refund(
             raise RefundNotSent(str(REFUND_UNCONFIRMED)) from exc
     except GatewayError as exc:
         _log(locked, "refund_refused", str(exc))
+        if _refund_seen_at_gateway(locked) is not None:
+            # The checksum did its job: another refund of this payment went first.
+            raise PaymentError(
+                _(
+                    "Another refund of this payment was made at the same moment, so this one was not sent. "
+                    "Reload the payment to see what has been refunded."
+                )
+            ) from exc
         raise PaymentError(_("The refund was refused: %(reason)s") % {"reason": exc.message}) from exc
     with transaction.atomic():
         before = locked.refunded_amount
@@ -573,11 +599,18 @@ def payment_refund_by_staff(
     refund_holder: str = "",
     refund_bank: str = "",
     refund_account: str = "",
+    token: str = "",
+    now: dt.datetime | None = None,
 ) -> Payment:
     """Staff refund, full or partial, with a reason; optionally cancel the booking too.
 
+    Refunding all that is left of a booking still to come must cancel it: a ticket that
+    stays valid with its money returned is a free ticket nobody meant to give.
     The customer is told either way: a cancellation, or a refund on a booking that stands.
     """
+    now = now or timezone.now()
+    reservation = payment.reservation
+    stays_valid = reservation.status == Reservation.Status.CONFIRMED and not cancel_booking
     refunded = payment_refund(
         payment=payment,
         amount=amount,
@@ -585,8 +618,9 @@ def payment_refund_by_staff(
         refund_holder=refund_holder,
         refund_bank=refund_bank,
         refund_account=refund_account,
+        token=token,
+        keep_some=stays_valid and reservation.performance.starts_at > now,
     )
-    reservation = payment.reservation
     cancelled = cancel_booking and reservation.status == Reservation.Status.CONFIRMED
     if cancelled:
         reservation_services.reservation_cancel(reservation=reservation, actor=actor, reason=reason)
@@ -597,6 +631,33 @@ def payment_refund_by_staff(
         context={"refund": amount},
     )
     return refunded
+
+
+def booking_cancel_refunded(*, reservation: Reservation, actor, reason: str = "") -> None:
+    """Staff cancel a confirmed booking whose money has all been refunded already (a
+    refund made without cancelling). A booking with money still paid is cancelled by
+    refunding it (payment_refund_by_staff with cancel_booking), never here."""
+    if reservation.status != Reservation.Status.CONFIRMED:
+        raise PaymentError(_("Only a confirmed booking can be cancelled."))
+    if any(payment.refundable_amount for payment in reservation.payments.filter(status=Payment.Status.PAID)):
+        raise PaymentError(
+            _("Booking %(code)s still has money paid: refund it from its payment, ticking “Also cancel”.")
+            % {"code": reservation.code}
+        )
+    try:
+        reservation_services.reservation_cancel(
+            reservation=reservation, actor=actor, reason=reason or gettext_noop("cancelled by staff after a refund")
+        )
+    except reservation_services.InvalidTransition as exc:
+        raise PaymentError(exc.message) from exc
+    payments = list(reservation.payments.order_by("-created_at"))
+    notification_queue(
+        kind=Notification.Kind.BOOKING_CANCELLED,
+        reservation=reservation,
+        payment=payments[0] if payments else None,
+        # Refunded earlier, when staff refunded without cancelling; said again with the cancellation.
+        context={"refund": sum(payment.refunded_amount for payment in payments), "fee": 0},
+    )
 
 
 # --- Letting a hold go ---------------------------------------------------------

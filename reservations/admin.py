@@ -5,7 +5,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, gettext_noop, ngettext
 
 from events.models import Performance
-from payments.services import hold_release
+from payments.services import PaymentError, booking_cancel_refunded, hold_release
 from ticketing.admin_helpers import ReadOnlyTabularInline, ServiceWrittenAdmin
 from ticketing.formatting import krw
 
@@ -112,7 +112,7 @@ class ReservationAdmin(ServiceWrittenAdmin):
         "cancelled_at",
     ]
     inlines = [ReservationLineInline, ReservationTransitionInline]
-    actions = ["release_holds"]
+    actions = ["release_holds", "cancel_refunded"]
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(_places=Count("lines", distinct=True)).distinct()
@@ -146,6 +146,26 @@ class ReservationAdmin(ServiceWrittenAdmin):
                 request,
                 _("%(count)d were not live holds (confirmed, expired or already released) and were left alone.")
                 % {"count": skipped},
+                messages.WARNING,
+            )
+
+    @admin.action(description=gettext_lazy("Cancel selected bookings already refunded in full"), permissions=["change"])
+    def cancel_refunded(self, request, queryset):
+        cancelled, refused = 0, []
+        for reservation in queryset.filter(status=Reservation.Status.CONFIRMED):
+            try:
+                booking_cancel_refunded(reservation=reservation, actor=request.user)
+                cancelled += 1
+            except PaymentError as exc:
+                refused.append(exc.message)
+        self.message_user(request, ngettext("Cancelled %d booking.", "Cancelled %d bookings.", cancelled) % cancelled)
+        for message in refused:
+            self.message_user(request, message, messages.WARNING)
+        others = queryset.exclude(status=Reservation.Status.CONFIRMED).count()
+        if others:
+            self.message_user(
+                request,
+                _("%(count)d were not confirmed bookings and were left alone.") % {"count": others},
                 messages.WARNING,
             )
 

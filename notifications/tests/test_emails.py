@@ -279,9 +279,9 @@ def test_a_staff_refund_emails_the_customer(
     client.force_login(UserFactory(is_staff=True, is_superuser=True))
     url = reverse("admin:payments_payment_refund", args=[payment.pk])
     with django_capture_on_commit_callbacks(execute=True):
-        client.post(url, {"amount": 20000, "reason": "obstructed view"})
+        client.post(url, {"token": "first", "amount": 20000, "reason": "obstructed view"})
     with django_capture_on_commit_callbacks(execute=True):
-        client.post(url, {"amount": 102000, "reason": "show cancelled", "cancel_booking": "on"})
+        client.post(url, {"token": "second", "amount": 102000, "reason": "show cancelled", "cancel_booking": "on"})
     assert sent_kinds(reservation) == ["refunded", "booking_cancelled"]
     refunded, cancelled = mailoutbox
     assert "We have refunded ₩20,000" in refunded.body

@@ -1,9 +1,14 @@
+import re
+
 import pytest
 from django.urls import reverse
 
 from events.tests.factories import UserFactory
+from notifications.models import Notification
+from payments import services
 from payments.models import Payment
 from payments.tests.test_flow import paid_booking
+from reservations.models import InventoryItem
 
 pytestmark = pytest.mark.django_db
 
@@ -16,12 +21,26 @@ def staff(client):
     return client
 
 
+def token_of(page: str) -> str:
+    return re.search(r'name="token" value="(\w+)"', page).group(1)
+
+
+def refund(staff, payment, **fields):
+    """Open the refund page and send its form with `fields`, as staff do."""
+    url = reverse("admin:payments_payment_refund", args=[payment.pk])
+    page = staff.get(url).content.decode()
+    return staff.post(url, {"token": token_of(page), **fields}, follow=True)
+
+
 def test_staff_refund_part_of_a_payment_with_a_reason(staff, fake_iamport, alice, performance):
     reservation, payment = paid_booking(fake_iamport, alice, performance, A1)
     url = reverse("admin:payments_payment_refund", args=[payment.pk])
     page = staff.get(url).content.decode()
     assert "₩122,000" in page  # refundable
-    response = staff.post(url, {"amount": 20000, "reason": "obstructed view"}, follow=True)
+    # What the policy would give the customer for cancelling, to measure the refund against.
+    assert "the booking's refund policy would refund ₩122,000 (cancellation fee ₩0)" in page
+    assert 'name="refund_account"' not in page  # a card payment goes back to the card
+    response = refund(staff, payment, amount=20000, reason="obstructed view")
     assert "Refunded ₩20,000." in response.content.decode()
     payment.refresh_from_db()
     assert payment.refunded_amount == 20000 and payment.status == "paid"
@@ -32,16 +51,14 @@ def test_staff_refund_part_of_a_payment_with_a_reason(staff, fake_iamport, alice
 
 def test_staff_refund_above_the_balance_is_refused(staff, fake_iamport, alice, performance):
     _, payment = paid_booking(fake_iamport, alice, performance, A1)
-    url = reverse("admin:payments_payment_refund", args=[payment.pk])
-    response = staff.post(url, {"amount": payment.amount + 1, "reason": "x"})
+    response = refund(staff, payment, amount=payment.amount + 1, reason="x")
     assert "You can refund at most ₩122,000" in response.content.decode()
     assert Payment.objects.get(pk=payment.pk).refunded_amount == 0
 
 
 def test_staff_full_refund_can_cancel_the_booking(staff, fake_iamport, alice, performance):
     reservation, payment = paid_booking(fake_iamport, alice, performance, A1)
-    url = reverse("admin:payments_payment_refund", args=[payment.pk])
-    staff.post(url, {"amount": payment.amount, "reason": "show cancelled", "cancel_booking": "on"})
+    refund(staff, payment, amount=payment.amount, reason="show cancelled", cancel_booking="on")
     payment.refresh_from_db()
     reservation.refresh_from_db()
     assert (payment.status, reservation.status) == ("cancelled", "cancelled")
@@ -54,3 +71,70 @@ def test_refund_page_needs_staff(client, fake_iamport, alice, performance):
     client.force_login(alice)
     assert client.post(url, {"amount": 1000, "reason": "me"}).status_code == 302
     assert Payment.objects.get(pk=payment.pk).refunded_amount == 0
+
+
+def test_the_refund_form_starts_with_cancelling_ticked(staff, fake_iamport, alice, performance):
+    _, payment = paid_booking(fake_iamport, alice, performance, A1)
+    page = staff.get(reverse("admin:payments_payment_refund", args=[payment.pk])).content.decode()
+    assert re.search(r'name="cancel_booking"[^>]*checked', page)
+
+
+def test_a_full_refund_that_keeps_the_booking_is_refused(staff, fake_iamport, alice, performance):
+    reservation, payment = paid_booking(fake_iamport, alice, performance, A1)
+    response = refund(staff, payment, amount=payment.amount, reason="oops")  # "also cancel" unticked
+    assert "would leave a valid ticket with no money paid for it" in response.content.decode()
+    payment.refresh_from_db()
+    reservation.refresh_from_db()
+    assert (payment.refunded_amount, payment.status, reservation.status) == (0, "paid", "confirmed")
+    assert services.get_gateway().find(imp_uid=payment.imp_uid).cancel_amount == 0
+    # Part of it, keeping the booking (a goodwill refund), is still fine.
+    refund(staff, payment, amount=payment.amount - 1000, reason="goodwill")
+    payment.refresh_from_db()
+    assert payment.refunded_amount == payment.amount - 1000 and payment.status == "paid"
+
+
+def test_the_same_refund_form_sent_twice_refunds_once(staff, fake_iamport, alice, performance):
+    _, payment = paid_booking(fake_iamport, alice, performance, A1)
+    url = reverse("admin:payments_payment_refund", args=[payment.pk])
+    fields = {"token": token_of(staff.get(url).content.decode()), "amount": 10000, "reason": "double click"}
+    staff.post(url, fields)
+    again = staff.post(url, fields, follow=True).content.decode()
+    assert "This refund has already been asked for: the form was sent twice." in again
+    payment.refresh_from_db()
+    assert payment.refunded_amount == 10000
+    assert services.get_gateway().find(imp_uid=payment.imp_uid).cancel_amount == 10000
+    # A second refund is a second form: it goes through.
+    refund(staff, payment, amount=10000, reason="second refund, meant")
+    payment.refresh_from_db()
+    assert payment.refunded_amount == 20000
+
+
+def test_a_virtual_account_refund_needs_a_real_account_number(staff, fake_iamport, alice, performance):
+    _, payment = paid_booking(fake_iamport, alice, performance, A1, method="vbank")
+    fields = {"amount": 10000, "reason": "x", "refund_bank": "004", "refund_holder": "홍길동"}
+    page = refund(staff, payment, **fields, refund_account="abc-def").content.decode()
+    assert "Enter the account number with digits and dashes only." in page
+    payment.refresh_from_db()
+    assert payment.refunded_amount == 0
+    refund(staff, payment, **fields, refund_account="123-456-7890")
+    payment.refresh_from_db()
+    assert payment.refunded_amount == 10000
+
+
+def test_a_booking_refunded_in_full_can_be_cancelled(staff, fake_iamport, alice, performance):
+    # As a full refund without cancelling could leave it before it was refused: paid back, still valid.
+    stuck, payment = paid_booking(fake_iamport, alice, performance, A1)
+    services.payment_refund(payment=payment, amount=payment.amount, reason="earlier")
+    partly, _ = paid_booking(fake_iamport, alice, performance, "1층 A구역 A열 2번")
+    services.payment_refund(payment=partly.payments.get(), amount=1000, reason="goodwill")
+    url = reverse("admin:reservations_reservation_changelist")
+    response = staff.post(url, {"action": "cancel_refunded", "_selected_action": [stuck.pk, partly.pk]}, follow=True)
+    page = response.content.decode()
+    assert "Cancelled 1 booking." in page
+    assert f"Booking {partly.code} still has money paid: refund it from its payment" in page
+    stuck.refresh_from_db()
+    partly.refresh_from_db()
+    assert (stuck.status, partly.status) == ("cancelled", "confirmed")
+    assert InventoryItem.objects.get(reservation=None, seat__label=A1, performance=performance).status == "available"
+    sent = Notification.objects.get(reservation=stuck, kind="booking_cancelled")
+    assert sent.context["refund"] == payment.amount

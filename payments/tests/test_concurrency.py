@@ -42,3 +42,33 @@ def test_a_refund_clicked_twice_at_once_refunds_once(fake_iamport, performance):
     payment.refresh_from_db()
     assert payment.refunded_amount == payment.amount
     assert services.get_gateway().find(imp_uid=payment.imp_uid).cancel_amount == payment.amount
+
+
+def test_one_refund_form_sent_twice_at_once_refunds_once(fake_iamport, performance):
+    _, payment = paid_booking(fake_iamport, UserFactory(), performance, A1)
+
+    def refund(i):  # a part only: the checksum alone would not catch the second one sent later
+        return services.payment_refund(payment=payment, amount=10000, reason=f"click {i}", token="form-1")
+
+    results = race(refund, 4)
+    assert len([r for r in results if isinstance(r, Payment)]) == 1, results
+    assert services.get_gateway().find(imp_uid=payment.imp_uid).cancel_amount == 10000
+    assert Payment.objects.get(pk=payment.pk).refunded_amount == 10000
+
+
+def test_two_partial_refunds_at_once_send_one_and_say_why_not_the_other(fake_iamport, performance):
+    _, payment = paid_booking(fake_iamport, UserFactory(), performance, A1)
+
+    def refund(i):  # two members of staff, two forms, the same instant
+        return services.payment_refund(payment=payment, amount=10000, reason=f"staff {i}", token=f"form-{i}")
+
+    # I'mport answering slowly keeps both refunds in flight together, as the same instant means.
+    fake_iamport.set_stall(0.3)
+    try:
+        results = race(refund, 2)
+    finally:
+        fake_iamport.set_stall(0)
+    (refused,) = [r for r in results if isinstance(r, services.PaymentError)]
+    assert "Another refund of this payment was made at the same moment" in refused.message
+    assert services.get_gateway().find(imp_uid=payment.imp_uid).cancel_amount == 10000
+    assert Payment.objects.get(pk=payment.pk).refunded_amount == 10000
