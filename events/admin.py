@@ -62,9 +62,25 @@ class VenueAdmin(admin.ModelAdmin):
 
 
 class SectionInline(admin.TabularInline):
+    """Editable until a performance sells the layout; then read-only, as the builder is:
+    each performance's inventory was built from these sections (a standing zone's places
+    are rows of it), so a new capacity here would change the drawing and not the sale."""
+
     model = Section
     fields = ["floor", "name", "kind", "grade_code", "capacity", "x", "y", "width", "height", "position"]
     extra = 0
+
+    def _in_use(self, obj) -> bool:
+        return obj is not None and obj.pk is not None and obj.is_in_use()
+
+    def has_add_permission(self, request, obj=None):
+        return not self._in_use(obj) and super().has_add_permission(request, obj)
+
+    def has_change_permission(self, request, obj=None):
+        return not self._in_use(obj) and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return not self._in_use(obj) and super().has_delete_permission(request, obj)
 
 
 class LayoutBuilderForm(forms.Form):
@@ -218,8 +234,28 @@ class PerformanceInline(admin.TabularInline):
     ordering = ["starts_at"]
 
 
+class EventAdminForm(forms.ModelForm):
+    class Meta:
+        model = Event
+        fields = ["venue"]  # the admin adds the fieldsets' fields
+
+    def clean_venue(self):
+        venue = self.cleaned_data["venue"]
+        if self.instance.pk and venue != self.instance.venue and self.instance.performances.exists():
+            # Each performance is drawn on a hall of the old venue, with its inventory built from it.
+            raise ValidationError(
+                _(
+                    "This event has performances in the halls of %(venue)s, so its venue cannot change. "
+                    "Create the event again at the new venue instead."
+                )
+                % {"venue": self.instance.venue}
+            )
+        return venue
+
+
 @admin.register(Event)
 class EventAdmin(admin.ModelAdmin):
+    form = EventAdminForm
     list_display = ["title", "category", "venue", "status", "performance_count", "first_date"]
     list_filter = ["status", "category", "venue"]
     search_fields = ["title", "slug", "venue__name"]
@@ -486,8 +522,10 @@ class PerformanceAdmin(admin.ModelAdmin):
             self.message_user(
                 request,
                 ngettext(
-                    "%d performance was left alone: it is cancelled or sold out.",
-                    "%d performances were left alone: they are cancelled or sold out.",
+                    "%d performance was left alone: it is cancelled, sold out, started, or its sales window "
+                    "has closed (change “sales close at” first).",
+                    "%d performances were left alone: they are cancelled, sold out, started, or their sales "
+                    "window has closed (change “sales close at” first).",
                     skipped,
                 )
                 % skipped,
@@ -545,15 +583,18 @@ class PerformanceAdmin(admin.ModelAdmin):
                 self.message_user(request, _("Choose seats on the map first."), messages.WARNING)
             elif "block" in request.POST:
                 changed = inventory_block(performance=performance, item_ids=ids)
-                done = _("Blocked %(count)d of %(asked)d places; held or sold ones were skipped.")
-                done %= {"count": len(changed), "asked": len(ids)}
+                done = ngettext(
+                    "Blocked %(count)d of %(asked)d place.", "Blocked %(count)d of %(asked)d places.", len(ids)
+                ) % {"count": len(changed), "asked": len(ids)}
                 self._record_blocking(request, performance, done, changed, reason=reason)
+                self._report_skipped(request, performance, ids, changed)
             elif "unblock" in request.POST:
                 changed = inventory_unblock(performance=performance, item_ids=ids)
                 count = len(changed)
                 done = ngettext("Put %(count)d place back on sale.", "Put %(count)d places back on sale.", count)
                 done %= {"count": count}
                 self._record_blocking(request, performance, done, changed, reason=reason)
+                self._report_skipped(request, performance, ids, changed)
             return redirect("admin:events_performance_seats", pk=performance.pk)
         states = staff_place_states(performance=performance)
         holds = (
@@ -609,6 +650,32 @@ class PerformanceAdmin(admin.ModelAdmin):
         zone_name = Section.objects.get(pk=zone).display_name
         done = f"{zone_name}: {message % {'count': len(changed), 'asked': quantity}}"
         self._record_blocking(request, performance, done, changed, reason=form.cleaned_data["reason"].strip())
+
+    def _report_skipped(self, request, performance, asked: list[int], changed: list[int]) -> None:
+        """Name the seats chosen that were left as they were, and why."""
+        skipped = set(asked) - set(changed)
+        if not skipped:
+            return
+        rows = (
+            InventoryItem.objects.filter(pk__in=skipped, performance=performance, seat__isnull=False)
+            .order_by("seat__y", "seat__x")
+            .values_list("status", "seat__label")
+        )
+        by_state = {"blocked": [], "free": [], "taken": []}
+        for status, label in rows:
+            state = {InventoryItem.Status.BLOCKED: "blocked", InventoryItem.Status.AVAILABLE: "free"}.get(
+                status, "taken"
+            )
+            by_state[state].append(label)
+        notes = {
+            "blocked": _("Already blocked: %(seats)s."),
+            "free": _("Not blocked, so nothing to put back: %(seats)s."),
+            "taken": _("Held or sold, so left alone: %(seats)s."),
+        }
+        for state, labels in by_state.items():
+            if labels:
+                shown = ", ".join(labels[:20]) + (f" (+{len(labels) - 20})" if len(labels) > 20 else "")
+                self.message_user(request, notes[state] % {"seats": shown}, messages.WARNING)
 
     def _record_blocking(self, request, performance, done: str, changed: list[int], *, reason: str) -> None:
         """Tell staff what changed and keep it in the performance's history: who, when,

@@ -39,6 +39,10 @@ STAGE_HEIGHT = 40
 MAX_SEATS = 20_000
 MAX_SEATS_PER_ROW = 200
 MAX_ROWS_PER_LINE = 60
+# Bounds that keep every value within its database column and the drawing sane.
+MAX_COORDINATE = 100_000
+MAX_SEAT_NUMBER = 9_999
+MAX_NAME, MAX_FLOOR = 40, 20  # Section.name, Section.floor
 
 # Korean and Western halls skip I and O in row letters: they read as 1 and 0.
 ROW_LETTERS = [c for c in string.ascii_uppercase if c not in "IO"]
@@ -104,17 +108,24 @@ class LayoutSpecError(ValueError):
         self.errors = errors
 
 
-def _int(value: str, name: str) -> int:
+def _int(value: str, name: str, low: int = -MAX_COORDINATE, high: int = MAX_COORDINATE) -> int:
     try:
-        return int(value)
+        number = int(value)
     except ValueError:
         raise ValueError(
             _("%(name)s must be a whole number, not “%(value)s”.") % {"name": name, "value": value}
         ) from None
+    if not low <= number <= high:
+        raise ValueError(
+            _("%(name)s must be between %(low)d and %(high)d, not %(value)s.")
+            % {"name": name, "low": low, "high": high, "value": value}
+        )
+    return number
 
 
-def _range(text: str, what: str) -> list[str]:
-    """Expand "A-H", "1-10", "K" or "3" into the list of row or seat names."""
+def _range(text: str, what: str, longest: int, highest: int) -> list[str]:
+    """Expand "A-H", "1-10", "K" or "3" into the list of row or seat names: at most
+    `longest` of them, numbers up to `highest` (checked before anything is expanded)."""
     start, sep, end = text.partition("-")
     if not sep:
         end = start
@@ -122,6 +133,13 @@ def _range(text: str, what: str) -> list[str]:
         first, last = int(start), int(end)
         if first < 1 or last < first:
             raise ValueError(_("%(what)s range “%(text)s” must count upwards from 1.") % {"what": what, "text": text})
+        if last > highest:
+            raise ValueError(
+                _("%(what)s numbers go up to %(highest)d, not %(last)d.")
+                % {"what": what, "highest": highest, "last": last}
+            )
+        if last - first + 1 > longest:
+            raise ValueError(_("That block is too large for one line."))
         return [str(n) for n in range(first, last + 1)]
     start, end = start.upper(), end.upper()
     if start in ROW_LETTERS and end in ROW_LETTERS and ROW_LETTERS.index(start) <= ROW_LETTERS.index(end):
@@ -140,6 +158,18 @@ def _options(tokens: list[str], allowed: set[str]) -> dict[str, str]:
             )
         options[key] = value
     return options
+
+
+def _name(value: str) -> str:
+    if len(value) > MAX_NAME:
+        raise ValueError(_("A name may be at most %(max)d characters long.") % {"max": MAX_NAME})
+    return value
+
+
+def _floor(value: str) -> str:
+    if len(value) > MAX_FLOOR:
+        raise ValueError(_("floor= may be at most %(max)d characters long.") % {"max": MAX_FLOOR})
+    return value
 
 
 def _grade(value: str | None) -> str:
@@ -171,12 +201,12 @@ def parse_layout_spec(spec: str) -> LayoutPlan:
             if keyword == "stage":
                 stage_label = " ".join(args)[:40]
             elif keyword == "section":
-                if not args or "=" in args[0]:
+                if not args or "=" in args[0] or not args[0].strip():
                     raise ValueError(_('section needs a name, e.g. section "A구역" floor=1층.'))
                 opts = _options(args[1:], {"floor", "x", "y"})
                 current = SectionPlan(
-                    name=args[0],
-                    floor=opts.get("floor", ""),
+                    name=_name(args[0]),
+                    floor=_floor(opts.get("floor", "")),
                     kind="seated",
                     x=_int(opts.get("x", "0"), "x"),
                     y=_int(opts.get("y", "0"), "y"),
@@ -184,10 +214,10 @@ def parse_layout_spec(spec: str) -> LayoutPlan:
                 )
                 sections.append(current)
             elif keyword == "standing":
-                if not args or "=" in args[0]:
+                if not args or "=" in args[0] or not args[0].strip():
                     raise ValueError(_('standing needs a name, e.g. standing "스탠딩" capacity=300.'))
                 opts = _options(args[1:], {"floor", "x", "y", "w", "h", "capacity", "grade"})
-                capacity = _int(opts.get("capacity", "0"), "capacity")
+                capacity = _int(opts.get("capacity", "0"), "capacity", 0, MAX_SEATS)  # a place is a row per performance
                 if capacity < 1:
                     raise ValueError(_("A standing zone needs capacity= above zero."))
                 width, height = _int(opts.get("w", "200"), "w"), _int(opts.get("h", "80"), "h")
@@ -195,8 +225,8 @@ def parse_layout_spec(spec: str) -> LayoutPlan:
                     raise ValueError(_("A standing zone must be at least one seat wide and one row tall."))
                 sections.append(
                     SectionPlan(
-                        name=args[0],
-                        floor=opts.get("floor", ""),
+                        name=_name(args[0]),
+                        floor=_floor(opts.get("floor", "")),
                         kind="standing",
                         x=_int(opts.get("x", "0"), "x"),
                         y=_int(opts.get("y", "0"), "y"),
@@ -213,14 +243,14 @@ def parse_layout_spec(spec: str) -> LayoutPlan:
                     raise ValueError(_("rows must follow a section line."))
                 if len(args) < 3 or args[1] != "seats":
                     raise ValueError(_("Write rows like: rows A-H seats 1-14 grade=R."))
-                row_names = _range(args[0], _("row"))
-                seat_numbers = [int(n) for n in _range(args[2], _("seat"))]
-                if len(row_names) > MAX_ROWS_PER_LINE or len(seat_numbers) > MAX_SEATS_PER_ROW:
-                    raise ValueError(_("That block is too large for one line."))
+                row_names = _range(args[0], _("row"), MAX_ROWS_PER_LINE, 999)
+                seat_numbers = [int(n) for n in _range(args[2], _("seat"), MAX_SEATS_PER_ROW, MAX_SEAT_NUMBER)]
                 opts = _options(args[3:], {"grade", "aisle", "accessible"})
                 grade = _grade(opts.get("grade"))
-                aisles = {_int(v, "aisle") for v in opts.get("aisle", "").split(",") if v}
-                accessible = {_int(v, "accessible") for v in opts.get("accessible", "").split(",") if v}
+                first, last = seat_numbers[0], seat_numbers[-1]
+                # A number outside the row would silently do nothing: say so instead.
+                aisles = {_int(v, "aisle", first, last) for v in opts.get("aisle", "").split(",") if v}
+                accessible = {_int(v, "accessible", first, last) for v in opts.get("accessible", "").split(",") if v}
                 existing = {row[0].row for row in current.rows}
                 for row_name in row_names:
                     if row_name in existing:

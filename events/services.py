@@ -4,6 +4,7 @@ import datetime as dt
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from reservations.services import inventory_create
@@ -122,11 +123,13 @@ _OPENABLE = [Performance.Status.SCHEDULED, Performance.Status.CLOSED]
 _CLOSABLE = [Performance.Status.SCHEDULED, Performance.Status.ON_SALE, Performance.Status.SOLD_OUT]
 
 
-def performances_open_sales(*, performance_ids: list[int]) -> int:
-    """Put performances on sale; cancelled, sold-out and started ones are left alone."""
-    return Performance.objects.filter(pk__in=performance_ids, status__in=_OPENABLE).update(
-        status=Performance.Status.ON_SALE
-    )
+def performances_open_sales(*, performance_ids: list[int], now=None) -> int:
+    """Put performances on sale; cancelled, sold-out and started ones are left alone, and
+    so are those whose sales window has closed (nobody could buy: change the window first)."""
+    now = now or timezone.now()
+    return Performance.objects.filter(
+        pk__in=performance_ids, status__in=_OPENABLE, starts_at__gt=now, sales_close_at__gt=now
+    ).update(status=Performance.Status.ON_SALE)
 
 
 def performances_close_sales(*, performance_ids: list[int]) -> int:

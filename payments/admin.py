@@ -33,7 +33,7 @@ class PaymentAdmin(ServiceWrittenAdmin):
         "reservation",
         "customer",
         "method",
-        "status",
+        "status_shown",
         "amount_krw",
         "refunded_krw",
         "needs_refund",
@@ -49,7 +49,7 @@ class PaymentAdmin(ServiceWrittenAdmin):
         "amount",
         "currency",
         "method",
-        "status",
+        "status_shown",
         "refunded_amount",
         "needs_refund",
         "failure_reason",
@@ -65,6 +65,11 @@ class PaymentAdmin(ServiceWrittenAdmin):
     ]
     inlines = [PaymentEventInline]
     actions = ["sync_with_gateway"]
+
+    @admin.display(description=gettext_lazy("status"), ordering="status")
+    def status_shown(self, obj):
+        # A virtual account withdrawn before any deposit was cancelled, not refunded.
+        return obj.get_customer_status_display()
 
     @admin.display(description=gettext_lazy("customer"), ordering="reservation__user__email")
     def customer(self, obj):

@@ -9,6 +9,7 @@ from I'mport and compares it with this row (payments.services.payment_sync).
 
 import secrets
 
+from django.core.validators import MaxValueValidator
 from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
@@ -119,14 +120,37 @@ class RefundPolicy(models.Model):
         default=4000,
         help_text=_("Charged until the percentage tiers begin; never more than a tenth of the ticket price."),
     )
-    fee_percent_9_to_7_days = models.PositiveSmallIntegerField(_("fee % 9-7 days before"), default=10)
-    fee_percent_6_to_3_days = models.PositiveSmallIntegerField(_("fee % 6-3 days before"), default=20)
-    fee_percent_2_to_1_days = models.PositiveSmallIntegerField(_("fee % 2-1 days before"), default=30)
+    fee_percent_9_to_7_days = models.PositiveSmallIntegerField(
+        _("fee % 9-7 days before"), default=10, validators=[MaxValueValidator(100)]
+    )
+    fee_percent_6_to_3_days = models.PositiveSmallIntegerField(
+        _("fee % 6-3 days before"), default=20, validators=[MaxValueValidator(100)]
+    )
+    fee_percent_2_to_1_days = models.PositiveSmallIntegerField(
+        _("fee % 2-1 days before"), default=30, validators=[MaxValueValidator(100)]
+    )
     cutoff_hour_day_before = models.PositiveSmallIntegerField(
-        _("cancellation closes at this hour the day before"), default=17
+        _("cancellation closes at this hour the day before"),
+        default=17,
+        validators=[MaxValueValidator(23)],
+        help_text=_("0-23, Korea time."),
     )
 
     class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(fee_percent_9_to_7_days__lte=100)
+                & Q(fee_percent_6_to_3_days__lte=100)
+                & Q(fee_percent_2_to_1_days__lte=100),
+                name="refund_policy_fee_at_most_all",
+                violation_error_message=_("A cancellation fee cannot be more than 100%% of the ticket price."),
+            ),
+            models.CheckConstraint(
+                condition=Q(cutoff_hour_day_before__lte=23),
+                name="refund_policy_cutoff_is_an_hour",
+                violation_error_message=_("The cut-off hour is an hour of the day, 0 to 23."),
+            ),
+        ]
         verbose_name = _("refund policy")
         verbose_name_plural = _("refund policies")
 

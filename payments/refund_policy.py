@@ -35,8 +35,17 @@ class Policy:
 
     @classmethod
     def from_dict(cls, data: dict) -> "Policy":
+        """The policy a payment froze. Values out of range (frozen before the model
+        refused them) are brought into it, so no booking's page fails on them and no
+        fee exceeds the ticket."""
         fields = cls.__dataclass_fields__
-        return cls(**{k: int(v) for k, v in (data or {}).items() if k in fields})
+        values = {k: max(0, int(v)) for k, v in (data or {}).items() if k in fields}
+        for name in ("fee_percent_9_to_7_days", "fee_percent_6_to_3_days", "fee_percent_2_to_1_days"):
+            if name in values:
+                values[name] = min(values[name], 100)
+        if "cutoff_hour_day_before" in values:
+            values["cutoff_hour_day_before"] = min(values["cutoff_hour_day_before"], 23)
+        return cls(**values)
 
 
 KOREAN_STANDARD = Policy()

@@ -294,7 +294,11 @@ def test_open_sales_leaves_cancelled_alone_with_a_warning(staff_client, three_pe
     assert cancelled.status == Performance.Status.CANCELLED
     sent = _messages(response)
     assert (messages.INFO, "2 performances are on sale.") in sent
-    assert (messages.WARNING, "1 performance was left alone: it is cancelled or sold out.") in sent
+    assert (
+        messages.WARNING,
+        "1 performance was left alone: it is cancelled, sold out, started, or its sales window has closed "
+        "(change “sales close at” first).",
+    ) in sent
 
 
 def test_open_sales_without_skips_gives_no_warning(staff_client, three_performances):
@@ -303,6 +307,27 @@ def test_open_sales_without_skips_gives_no_warning(staff_client, three_performan
     scheduled.refresh_from_db()
     assert scheduled.status == Performance.Status.ON_SALE
     assert _messages(response) == [(messages.INFO, "1 performance is on sale.")]
+
+
+def test_open_sales_leaves_started_performances_and_closed_windows_alone(staff_client, performance):
+    now = timezone.now()
+    started = PerformanceFactory(event=performance.event, layout=performance.layout, status="closed")
+    Performance.objects.filter(pk=started.pk).update(
+        starts_at=now - dt.timedelta(hours=1),
+        sales_open_at=now - dt.timedelta(days=3),
+        sales_close_at=now - dt.timedelta(hours=2),
+    )
+    window_closed = PerformanceFactory(event=performance.event, layout=performance.layout, status="closed")
+    Performance.objects.filter(pk=window_closed.pk).update(
+        sales_open_at=now - dt.timedelta(days=2), sales_close_at=now - dt.timedelta(minutes=1)
+    )
+    response = _action(staff_client, "admin:events_performance_changelist", "open_sales", [started, window_closed])
+    assert set(Performance.objects.filter(pk__in=[started.pk, window_closed.pk]).values_list("status", flat=True)) == {
+        "closed"
+    }
+    sent = _message_texts(response)
+    assert "0 performances are on sale." in sent
+    assert any("2 performances were left alone" in text for text in sent)
 
 
 def test_close_sales(staff_client, three_performances):
@@ -569,6 +594,25 @@ def test_event_inline_rejects_a_code_the_event_already_has(staff_client, draft_e
     assert list(draft_event.grades.values_list("code", "price")) == [("R", 100000)]
 
 
+def test_an_event_with_performances_keeps_its_venue(staff_client, performance):
+    event = performance.event
+    data = _event_form(event, [], existing=list(event.grades.all()))
+    data.update(
+        {
+            "venue": VenueFactory().pk,
+            "performances-TOTAL_FORMS": 1,
+            "performances-INITIAL_FORMS": 1,
+            "performances-0-id": performance.pk,
+            "performances-0-event": event.pk,
+        }
+    )
+    response = staff_client.post(reverse("admin:events_event_change", args=[event.pk]), data)
+    assert response.status_code == 200
+    assert "This event has performances in the halls of" in _errors(response)
+    event.refresh_from_db()
+    assert event.venue_id == performance.layout.venue_id
+
+
 def test_publish_and_unpublish_actions(staff_client, draft_event):
     other = EventFactory(status=Event.Status.DRAFT)
     untouched = EventFactory(status=Event.Status.DRAFT)
@@ -781,3 +825,31 @@ def test_staff_set_a_waiting_room_rate_and_a_zero_rate_is_refused(staff_client, 
 
     assert response.status_code == 302, _errors(response)
     assert Performance.objects.get().waiting_room_rate == 600
+
+
+def test_the_sections_of_a_layout_in_use_are_read_only(staff_client, performance):
+    layout = performance.layout
+    page = staff_client.get(reverse("admin:events_seatlayout_change", args=[layout.pk])).content.decode()
+    assert 'name="sections-0-capacity"' not in page  # shown, not editable
+    section = layout.sections.first()
+    data = {
+        "venue": layout.venue_id,
+        "name": layout.name,
+        "stage_label": layout.stage_label,
+        "sections-TOTAL_FORMS": 1,
+        "sections-INITIAL_FORMS": 1,
+        "sections-MIN_NUM_FORMS": 0,
+        "sections-MAX_NUM_FORMS": 1000,
+        "sections-0-id": section.pk,
+        "sections-0-layout": layout.pk,
+        "sections-0-name": "renamed",
+        "sections-0-capacity": 1,
+    }
+    staff_client.post(reverse("admin:events_seatlayout_change", args=[layout.pk]), data)
+    section.refresh_from_db()
+    assert section.name != "renamed"
+
+
+def test_the_sections_of_a_layout_not_in_use_can_be_edited(staff_client, hall):
+    page = staff_client.get(reverse("admin:events_seatlayout_change", args=[hall.pk])).content.decode()
+    assert 'name="sections-0-name"' in page

@@ -72,6 +72,17 @@ def test_standing_zone_and_stage():
             "line 3: section B overlaps section A",
         ),
         ("balcony", "line 1: Unknown line “balcony”"),
+        # Checked before anything is built: a range of billions must not fill the memory.
+        ('section "A"\nrows 1-3 seats 1-99999999999 grade=R', "line 2: seat numbers go up to 9999, not 99999999999"),
+        ('section "A"\nrows 1-99999999999 seats 1-3 grade=R', "line 2: row numbers go up to 999"),
+        ('section "A"\nrows 1-3 seats 1-500 grade=R', "line 2: That block is too large for one line."),
+        ('section "A" x=99999999999999999999', "line 1: x must be between -100000 and 100000"),
+        ('standing "P" capacity=99999999 grade=ST', "line 1: capacity must be between 0 and 20000"),
+        ('section "A" floor=' + "층" * 21, "line 1: floor= may be at most 20 characters long."),
+        ('section "' + "가" * 41 + '"', "line 1: A name may be at most 40 characters long."),
+        ('section ""', "line 1: section needs a name"),
+        ('section "A"\nrow A seats 1-10 grade=R aisle=30', "line 2: aisle must be between 1 and 10, not 30"),
+        ('section "A"\nrow A seats 1-10 grade=R accessible=0', "line 2: accessible must be between 1 and 10"),
         ('section "A\nrow A seats 1-2 grade=R', "line 1:"),
     ],
 )

@@ -80,3 +80,46 @@ def test_a_policy_round_trips_through_json_and_ignores_unknown_keys():
     assert Policy.from_dict({**custom.as_dict(), "something": 1}) == custom
     q = quote(at(12, 22), policy=custom)
     assert q.cancellation_fee == 210000 * 50 // 100
+
+
+def test_a_policy_frozen_out_of_range_is_brought_into_range():
+    # Frozen on a payment before the model refused such values: no page may fail on it.
+    frozen = Policy.from_dict(
+        {**KOREAN_STANDARD.as_dict(), "cutoff_hour_day_before": 25, "fee_percent_2_to_1_days": 150}
+    )
+    assert (frozen.cutoff_hour_day_before, frozen.fee_percent_2_to_1_days) == (23, 100)
+    q = quote(at(12, 22), policy=frozen)
+    assert q.cancellation_fee == 210000 and q.ticket_refund == 0  # never a negative refund
+    assert cancellation_deadline(frozen, START) == at(12, 23, 23, 0)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("fee_percent_2_to_1_days", 150, "Ensure this value is less than or equal to 100."),
+        ("cutoff_hour_day_before", 25, "Ensure this value is less than or equal to 23."),
+    ],
+)
+def test_staff_cannot_save_a_policy_out_of_range(admin_client, field, value, message):
+    from django.urls import reverse
+
+    from events.tests.factories import EventFactory
+    from payments.models import RefundPolicy
+
+    event = EventFactory()
+    fields = {**KOREAN_STANDARD.as_dict(), "event": event.pk, field: value}
+    response = admin_client.post(reverse("admin:payments_refundpolicy_add"), fields)
+    assert response.status_code == 200 and message in response.content.decode()
+    assert not RefundPolicy.objects.exists()
+
+
+@pytest.mark.django_db
+def test_the_database_refuses_a_fee_above_the_ticket_too():
+    from django.db import IntegrityError
+
+    from events.tests.factories import EventFactory
+    from payments.models import RefundPolicy
+
+    with pytest.raises(IntegrityError):
+        RefundPolicy.objects.create(event=EventFactory(), fee_percent_9_to_7_days=101)

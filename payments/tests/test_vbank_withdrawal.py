@@ -127,3 +127,15 @@ def test_an_account_issued_after_the_seats_were_let_go_is_withdrawn_and_no_depos
     assert vbank.status == "cancelled" and deposit_refused(fake_iamport, vbank)
     assert not Notification.objects.filter(kind=Notification.Kind.AWAITING_DEPOSIT).exists()
     assert Reservation.objects.get(pk=reservation.pk).status in ("released", "expired", "pending_payment")
+
+
+def test_staff_see_a_withdrawn_account_as_cancelled_before_payment(admin_client, fake_iamport, performance, alice):
+    reservation, payment = awaiting_deposit(fake_iamport, alice, performance, A1)
+    services.hold_release(reservation=reservation, actor=alice, reason="released by customer")
+    payment.refresh_from_db()
+    assert payment.status == "cancelled"
+    listing = admin_client.get(reverse("admin:payments_payment_changelist")).content.decode()
+    (row,) = [row.split("</tr>")[0] for row in listing.split("<tr")[1:] if payment.merchant_uid in row]
+    assert "Cancelled before payment" in row and "Refunded in full" not in row
+    page = admin_client.get(reverse("admin:payments_payment_change", args=[payment.pk])).content.decode()
+    assert "Cancelled before payment" in page

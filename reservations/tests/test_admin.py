@@ -42,11 +42,18 @@ def test_staff_block_and_unblock_free_seats_only(staff, performance):
     hold(UserFactory(), performance, A2)
     a1, a2 = seat_items(performance, A1, A2)
     response = staff.post(seats_url(performance), {"block": "1", "items": [a1.pk, a2.pk]}, follow=True)
-    assert "Blocked 1 of 2 places" in response.content.decode()
+    page = response.content.decode()
+    assert "Blocked 1 of 2 places." in page
+    assert f"Held or sold, so left alone: {A2}." in page  # named, not only counted
     assert InventoryItem.objects.get(pk=a1.pk).status == "blocked"
     assert InventoryItem.objects.get(pk=a2.pk).status == "held"
+    again = staff.post(seats_url(performance), {"block": "1", "items": [a1.pk]}, follow=True).content.decode()
+    assert "Blocked 0 of 1 place." in again and f"Already blocked: {A1}." in again
+    assert "Held or sold" not in again  # an already-blocked seat is not called taken
     staff.post(seats_url(performance), {"unblock": "1", "items": [a1.pk]})
     assert InventoryItem.objects.get(pk=a1.pk).status == "available"
+    page = staff.post(seats_url(performance), {"unblock": "1", "items": [a1.pk]}, follow=True).content.decode()
+    assert f"Not blocked, so nothing to put back: {A1}." in page
 
 
 def test_blocking_is_recorded_with_who_which_seats_and_why(client, performance):
@@ -60,9 +67,7 @@ def test_blocking_is_recorded_with_who_which_seats_and_why(client, performance):
     client.post(seats_url(performance), data)
     (entry,) = LogEntry.objects.filter(object_id=str(performance.pk))
     assert entry.user == manager
-    assert entry.get_change_message() == (
-        f"Blocked 2 of 3 places; held or sold ones were skipped. Seats: {A1}, {A2}. Reason: house seats for the cast"
-    )
+    assert entry.get_change_message() == (f"Blocked 2 of 3 places. Seats: {A1}, {A2}. Reason: house seats for the cast")
     zone = performance.layout.sections.get(kind="standing")
     client.post(seats_url(performance), {"block_standing": "1", "zone": zone.pk, "quantity": 1, "reason": "camera"})
     client.post(seats_url(performance), {"unblock": "1", "items": [a2.pk, a3.pk]})  # A3 was never blocked
