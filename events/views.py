@@ -12,7 +12,7 @@ from django.utils.cache import add_never_cache_headers
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_safe
 
-from reservations import waiting_room
+from reservations import hold_sql, waiting_room
 from reservations.forms import BestAvailableForm, HoldForm
 from reservations.models import Reservation
 
@@ -206,6 +206,18 @@ def render_performance_page(
         initial={"token": token},
     )
     grades = {grade.code: {"name": grade.display_name, "price": grade.price} for grade in seat_map.grades}
+    limit = performance.event.ticket_limit
+    owned = 0
+    if can_book:
+        # Tickets the customer already has here count towards the limit: the page says so
+        # before a hold is refused for it (the places being changed are given up, so not counted).
+        owned = hold_sql.live_places(
+            user_id=request.user.pk,
+            performance_id=performance.pk,
+            now=timezone.now(),
+            excluding=change.pk if change else None,
+        )
+        best_form.fields["quantity"].widget.attrs["max"] = max(limit - owned, 1)
     response = render(
         request,
         "events/performance_detail.html",
@@ -226,6 +238,8 @@ def render_performance_page(
             "best_form": best_form,
             "has_seats": bool(seat_map.seats),
             "grade_prices": grades,
+            "owned": owned,
+            "remaining": max(limit - owned, 0),
         },
         status=status,
     )

@@ -22,6 +22,10 @@ def new_merchant_uid() -> str:
     return f"tkt_{timezone.now():%y%m%d}_{secrets.token_hex(8)}"
 
 
+# The failure reason of an attempt the customer never paid (reconciliation writes it).
+ABANDONED = "abandoned"
+
+
 class Payment(models.Model):
     class Method(models.TextChoices):
         CARD = "card", _("Credit or debit card")
@@ -78,6 +82,14 @@ class Payment(models.Model):
         if self.status == self.Status.CANCELLED and not self.refunded_amount and not self.paid_at:
             return _("Cancelled before payment")
         return self.get_status_display()
+
+    @property
+    def concerns_customer(self) -> bool:
+        """Whether the customer's booking page lists it: not a payment window opened and
+        left (nothing was charged), which would read as money still owed."""
+        if self.status == self.Status.PREPARED:
+            return False
+        return not (self.status == self.Status.FAILED and self.failure_reason.startswith(ABANDONED))
 
     @property
     def refundable_amount(self) -> int:

@@ -31,7 +31,7 @@ from ticketing.celery import enqueue
 from ticketing.formatting import krw
 
 from .gateway import GatewayError, GatewayPayment, GatewayUnavailable, PaymentNotFound, get_gateway
-from .models import Payment, PaymentEvent, RefundPolicy
+from .models import ABANDONED, Payment, PaymentEvent, RefundPolicy
 from .refund_policy import KOREAN_STANDARD, Policy, RefundQuote, refund_quote
 
 logger = logging.getLogger(__name__)
@@ -101,6 +101,10 @@ def payment_start(*, reservation: Reservation, method: str, now: dt.datetime | N
         raise PaymentError(_("Choose a payment method."))
     if reservation.status == Reservation.Status.CONFIRMED:  # paid in another tab
         raise PaymentError(_("This booking is already paid: there is nothing more to pay."))
+    if reservation.status == Reservation.Status.RELEASED:  # from a page left open, or Back
+        raise PaymentError(_("These seats were released, so there is nothing to pay. Choose seats again."))
+    if reservation.status == Reservation.Status.CANCELLED:
+        raise PaymentError(_("This booking was cancelled, so there is nothing to pay."))
     if reservation.status not in Reservation.LIVE_HOLD_STATUSES or reservation.is_expired(now):
         raise PaymentError(_("Your hold has expired. Please choose seats again."))
     try:
@@ -879,7 +883,7 @@ def payments_reconcile(*, older_than: dt.timedelta = dt.timedelta(minutes=2), no
         except PaymentNotFound:
             if payment.reservation.is_expired(now) and payment.status == Payment.Status.PREPARED:
                 Payment.objects.filter(pk=payment.pk, status=Payment.Status.PREPARED).update(
-                    status=Payment.Status.FAILED, failure_reason="abandoned: never paid"
+                    status=Payment.Status.FAILED, failure_reason=f"{ABANDONED}: never paid"
                 )
             continue
         except GatewayError as exc:

@@ -36,10 +36,12 @@ def _own_payment(request, merchant_uid) -> Payment:
 
 
 @login_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 def pay(request, code):
     """Start a payment attempt and open I'mport's payment window."""
     reservation = own_reservation(user=request.user, code=code)
+    if request.method == "GET":  # the address from history or a copied link: the booking is where to pay from
+        return redirect(reservation.get_absolute_url())
     form = PayForm(request.POST)
     if not form.is_valid():
         messages.error(request, " ".join(e for errors in form.errors.values() for e in errors))

@@ -15,7 +15,7 @@ from django.db import models
 from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.translation import gettext
+from django.utils.translation import gettext, gettext_noop
 from django.utils.translation import gettext_lazy as _
 
 
@@ -205,6 +205,10 @@ class ReservationLine(models.Model):
 
     def __str__(self):
         return self.label
+
+
+# The reason a hold is released when its customer changes its seats for others.
+SEATS_CHANGED = gettext_noop("changed seats")
 
 
 class ReservationTransition(models.Model):

@@ -1,11 +1,11 @@
 from collections import Counter
 
-from django.db.models import Max, Q, QuerySet
+from django.db.models import Exists, Max, OuterRef, Q, QuerySet
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
 from . import hold_sql
-from .models import Reservation
+from .models import SEATS_CHANGED, Reservation, ReservationTransition
 
 
 def own_reservation(*, user, code: str) -> Reservation:
@@ -61,3 +61,13 @@ def for_booking_rows(reservations, now) -> bool:
         reservation.places = ", ".join(label if n == 1 else f"{label} × {n}" for label, n in counts.items())
         held |= reservation.counting_down
     return held
+
+
+def replaced_by_seat_change():
+    """True for a hold released because its customer changed seats (a new hold took
+    its place): not a booking of its own to the customer."""
+    return Exists(
+        ReservationTransition.objects.filter(
+            reservation=OuterRef("pk"), to_status=Reservation.Status.RELEASED, reason=SEATS_CHANGED
+        )
+    )

@@ -35,6 +35,7 @@ from ticketing.db import is_lock_conflict
 
 from . import hold_sql
 from .models import (
+    SEATS_CHANGED,
     InventoryItem,
     Reservation,
     ReservationLine,
@@ -368,7 +369,7 @@ def _hold_locked(
 
     if replace is not None:
         _free_items(replace)
-        _transition(replace, Status.RELEASED, actor=user, reason=gettext_noop("changed seats"), now=now)
+        _transition(replace, Status.RELEASED, actor=user, reason=SEATS_CHANGED, now=now)
     compiled.insert([ReservationTransition(reservation=reservation, to_status=Status.HELD, at=now, actor=user)])
     _claim_seats(reservation, seat_lines, now)
     standing_lines = [

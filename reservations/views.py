@@ -9,6 +9,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST, require_safe
 
 from events.models import Section
@@ -22,8 +23,14 @@ from payments.services import hold_release, policy_for_event, refund_preview
 
 from . import services, waiting_room
 from .forms import BestAvailableForm, HoldForm, asks_for_places
-from .models import Reservation
-from .selectors import for_booking_rows, own_reservation, taken_place_ids, upcoming_bookings
+from .models import SEATS_CHANGED, Reservation
+from .selectors import (
+    for_booking_rows,
+    own_reservation,
+    replaced_by_seat_change,
+    taken_place_ids,
+    upcoming_bookings,
+)
 from .tickets import ticket_qr_svg
 
 
@@ -143,6 +150,7 @@ def _asks_for_standing(data) -> bool:
 
 @login_required
 @require_safe
+@never_cache  # a hold's countdown and pay button: Back must not show a copy of a booking let go
 def detail(request, code):
     """The checkout page while held (countdown, price breakdown), the booking after."""
     reservation = own_reservation(user=request.user, code=code)
@@ -163,12 +171,13 @@ def detail(request, code):
     # then the account is shown, with its deadline (an account left open on a booking
     # let go or paid another way is being withdrawn, and is not shown).
     can_pay = counting_down = live and awaiting is None
+    replaced = status == Reservation.Status.RELEASED and reservation.transitions.filter(reason=SEATS_CHANGED).exists()
     return render(
         request,
         "reservations/detail.html",
         {
             "reservation": reservation,
-            "payments": payments,
+            "payments": [p for p in payments if p.concerns_customer],
             "awaiting_deposit": awaiting if live else None,
             "can_pay": can_pay,
             "counting_down": counting_down,
@@ -186,6 +195,7 @@ def detail(request, code):
             "lines": lines,
             "breakdown": list(breakdown.values()),
             "status": status,
+            "replaced": replaced,
             "seconds_left": reservation.seconds_left(now),
             "fee_per_ticket": reservation.fee_amount // len(lines) if lines else 0,
         },
@@ -218,6 +228,7 @@ def booking_list(request):
     others = (
         Reservation.objects.filter(user=request.user)
         .exclude(pk__in=[r.pk for r in current])
+        .exclude(replaced_by_seat_change())  # the new hold is the booking; the old one is not listed
         .select_related("performance__event__venue")
         .prefetch_related("lines")
         .order_by("-performance__starts_at", "-created_at")

@@ -311,3 +311,21 @@ def test_seats_are_named_for_screen_readers_with_wheelchair_spaces_and_no_sold_o
     assert "<title>1층 A구역 C열 1번 · S석 ₩90,000 · wheelchair space</title>" in html
     assert "<title>1층 A구역 A열 1번 · unavailable</title>" in html  # held, and not told so
     assert " · sold</title>" not in html and " · held</title>" not in html
+
+
+def test_the_seat_map_counts_the_tickets_the_customer_already_has(client, alice, performance):
+    client.force_login(alice)
+    url = performance.get_absolute_url()
+    page = client.get(url).content.decode()
+    assert 'data-limit="4"' in page and 'id="owned-note"' not in page
+    hold(alice, performance, "1층 A구역 A열 1번", "1층 A구역 A열 2번", "1층 A구역 A열 3번")
+    page = client.get(url).content.decode()
+    assert 'data-limit="1"' in page
+    assert "You already have 3 tickets for this performance; with the limit of 4, you can choose 1 more." in page
+    hold(alice, performance, "1층 A구역 A열 4번")
+    page = client.get(url).content.decode()
+    assert 'data-limit="0"' in page
+    assert "You already have the most tickets one customer can book for this performance (4)." in page
+    # Someone else's tickets are theirs: another customer may choose four.
+    client.force_login(UserFactory())
+    assert 'data-limit="4"' in client.get(url).content.decode()

@@ -471,6 +471,42 @@ def test_paying_for_an_expired_hold_is_refused(client, fake_iamport, alice, perf
     assert not fake_iamport.requests_to("/payments/prepare")  # nothing registered with I'mport
 
 
+def test_paying_from_the_page_of_released_seats_says_they_were_released(client, fake_iamport, alice, performance):
+    reservation = hold(alice, performance, A1)
+    client.force_login(alice)
+    client.post(reverse("reservations:release", args=[reservation.code]))
+    # The checkout page kept open in another tab, or shown again by Back.
+    response = client.post(
+        reverse("payments:pay", args=[reservation.code]), {"method": "card", "agree": "on"}, follow=True
+    )
+    page = response.content.decode()
+    assert "These seats were released, so there is nothing to pay." in page and "expired" not in page
+    assert not Payment.objects.exists()
+
+
+def test_the_pay_address_opened_directly_goes_to_the_booking(client, fake_iamport, alice, bob, performance):
+    reservation = hold(alice, performance, A1)
+    url = reverse("payments:pay", args=[reservation.code])
+    assert client.get(url).status_code == 302 and "/accounts/login/" in client.get(url).url
+    client.force_login(bob)
+    assert client.get(url).status_code == 404
+    client.force_login(alice)
+    response = client.get(url)
+    assert response.status_code == 302 and response.url == reservation.get_absolute_url()
+    assert not Payment.objects.exists()
+
+
+def test_a_payment_window_left_without_paying_is_not_listed_as_owed(client, fake_iamport, alice, performance):
+    reservation = hold(alice, performance, A1)
+    start(reservation)  # opened and closed: nothing charged
+    paid = start(reservation)
+    services.payment_sync(imp_uid=checkout(fake_iamport, paid)["imp_uid"], source="callback")
+    client.force_login(alice)
+    page = client.get(reservation.get_absolute_url()).content.decode()
+    listed = page.split('id="payments-title"')[1].split("</section>")[0]
+    assert listed.count("<li>") == 1 and "Paid" in listed and "Waiting for payment" not in listed
+
+
 def test_mobile_redirect_confirms_for_the_owner_only(client, fake_iamport, alice, performance):
     reservation = hold(alice, performance, A1)
     payment = start(reservation)

@@ -198,6 +198,16 @@ def test_on_a_phone_the_count_total_and_button_stay_in_view(live_server, browser
         assert bar.locator("[data-selection-total]").inner_text() == "₩120,000"
         box = bar.bounding_box()  # at the bottom of the screen, whatever the scroll
         assert box["y"] + box["height"] <= 800 and box["y"] > 600
+        # A fifth ticket is refused where the customer is looking: in the bar, not only far below the map.
+        others = page.locator("circle[role=checkbox]:not(.selected)")
+        for index in range(4):
+            others.nth(index).scroll_into_view_if_needed()
+            others.nth(index).tap()
+        assert bar.locator("[data-selection-count]").inner_text() == "4"
+        assert bar.get_by_text("At most 4 tickets.").is_visible()
+        for _ in range(3):  # back to the first seat alone
+            page.locator("circle.selected").nth(1).tap()
+        assert not bar.get_by_text("At most 4 tickets.").is_visible()
         bar.get_by_role("button", name="Hold these seats").tap()
         page.wait_for_url(re.compile(r"/my/bookings/T\w+/$"))
         assert Reservation.objects.get(user=customer).lines.get().label == "1층 A구역 A열 1번"
@@ -239,3 +249,20 @@ def test_an_error_goes_once_the_choice_changes(live_server, page, performance):
     page.locator(f'circle[data-item="{seat.pk}"]').click()
     alert.wait_for(state="detached")
     assert page.locator("#selection-count").inner_text() == "1"
+
+
+def test_back_to_the_checkout_of_released_seats_shows_them_released(live_server, page, performance):
+    customer = UserFactory()
+    sign_in(page, live_server, customer)
+    page.goto(live_server.url + performance.get_absolute_url())
+    (seat,) = seat_items(performance, "1층 A구역 A열 1번")
+    page.locator(f'circle[data-item="{seat.pk}"]').click()
+    page.get_by_role("button", name="Hold these seats").click()
+    page.wait_for_url(re.compile(r"/my/bookings/T\w+/$"))
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Release these seats").click()
+    page.wait_for_url(f"**{performance.get_absolute_url()}")
+    page.go_back()
+    page.get_by_text("These seats were released, and nothing was paid for them.").wait_for()
+    assert page.locator("[data-countdown]").count() == 0
+    assert page.get_by_role("button", name=re.compile("^Pay")).count() == 0

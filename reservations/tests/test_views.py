@@ -264,6 +264,21 @@ def test_changing_seats_from_checkout(client, alice, performance):
     new = Reservation.objects.get(user=alice, status="held")
     assert response.url == new.get_absolute_url()
     assert sorted(line.label for line in new.lines.all()) == [A2, A3]
+    # The old hold is not a booking of its own: not listed, and its page points to the new one.
+    listing = client.get(reverse("reservations:list")).content.decode()
+    assert new.code in listing and reservation.code not in listing
+    old_page = client.get(reservation.get_absolute_url()).content.decode()
+    assert "You changed these seats for others" in old_page
+
+
+def test_a_released_hold_says_so_and_offers_the_seat_map_again(client, alice, performance):
+    reservation = hold(alice, performance, A1)
+    client.force_login(alice)
+    client.post(reverse("reservations:release", args=[reservation.code]))
+    page = client.get(reservation.get_absolute_url()).content.decode()
+    assert "These seats were released, and nothing was paid for them." in page
+    assert f'href="{performance.get_absolute_url()}"' in page
+    assert reservation.code in client.get(reverse("reservations:list")).content.decode()  # released: still listed
 
 
 def test_someone_elses_booking_cannot_be_changed(client, alice, bob, performance):

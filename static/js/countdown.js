@@ -2,6 +2,11 @@
 // so the page shows what the server says.
 (function () {
   "use strict";
+  // Back to a page the browser kept in memory: its clock and buttons may be out of date
+  // (the seats released or changed since), so ask the server again.
+  window.addEventListener("pageshow", function (event) {
+    if (event.persisted) window.location.reload();
+  });
   document.querySelectorAll("[data-countdown]").forEach(function (el) {
     var end = Date.now() + parseInt(el.dataset.seconds, 10) * 1000;
     var expired = el.closest(".countdown-box").querySelector(".countdown-expired");

@@ -14,7 +14,9 @@
   var list = document.getElementById("selection-list");
   var countEls = document.querySelectorAll("[data-selection-count]");
   var totalEls = document.querySelectorAll("[data-selection-total]");
-  var limitMessage = document.getElementById("limit-message");
+  // The panel's limit message, and the phone bar's (the panel may be far below on a phone).
+  var limitMessages = Array.prototype.slice.call(document.querySelectorAll("[data-limit-message]"));
+  function showLimit(shown) { limitMessages.forEach(function (el) { el.hidden = !shown; }); }
   var seats = Array.prototype.slice.call(svg.querySelectorAll("circle[role=checkbox]"));
   var lang = document.documentElement.lang || "ko";
   var won = function (n) {
@@ -71,14 +73,14 @@
     // The choice panel, and the phone bar (which submits the same form).
     countEls.forEach(function (el) { el.textContent = count; });
     totalEls.forEach(function (el) { el.textContent = won(price + standing.price); });
-    if (limitMessage) limitMessage.hidden = count <= limit;
+    showLimit(count > limit);
     return count;
   }
 
   function toggle(seat) {
     var on = seat.getAttribute("aria-checked") === "true";
     if (!on && selectedSeats().length + standingCount().count >= limit) {
-      if (limitMessage) limitMessage.hidden = false;
+      showLimit(true);
       return;
     }
     seat.setAttribute("aria-checked", on ? "false" : "true");
@@ -92,7 +94,7 @@
   function clearErrors() {
     var box = document.getElementById("hold-error");
     if (box) box.remove();
-    form.querySelectorAll("p.error:not(#limit-message)").forEach(function (p) { p.remove(); });
+    form.querySelectorAll("p.error:not([data-limit-message])").forEach(function (p) { p.remove(); });
     form.querySelectorAll(".has-error").forEach(function (field) { field.classList.remove("has-error"); });
   }
 
@@ -149,6 +151,8 @@
       frame.parentNode.insertBefore(box, frame);
     }
     box.textContent = text;
+    // On a phone the button pressed may be the bar at the bottom: bring the answer into view.
+    if (text && box.getBoundingClientRect().top < 0) box.scrollIntoView({ block: "start", behavior: "smooth" });
   }
 
   // Seats someone else just took: grey them out, untick them, keep the rest.
@@ -184,7 +188,7 @@
   });
 
   form.addEventListener("submit", function (event) {
-    if (refresh() > limit) { event.preventDefault(); if (limitMessage) limitMessage.hidden = false; return; }
+    if (refresh() > limit) { event.preventDefault(); showLimit(true); return; }
     // One click, one hold: the server would also treat a resubmission as the same hold.
     var button = document.getElementById("hold-button");
     if (!button) return;

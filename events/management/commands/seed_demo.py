@@ -4,6 +4,7 @@ Idempotent: running it again finds what exists and only adds what is missing.
 """
 
 import datetime as dt
+from urllib.parse import quote
 
 from allauth.account.models import EmailAddress
 from django.contrib.auth import get_user_model
@@ -215,7 +216,8 @@ class Command(BaseCommand):
 
     def _venue(self, slug, name, address):
         venue, _ = Venue.objects.get_or_create(
-            slug=slug, defaults={"name": name, "address": address, "map_url": "https://map.naver.com/"}
+            slug=slug,
+            defaults={"name": name, "address": address, "map_url": f"https://map.naver.com/p/search/{quote(address)}"},
         )
         return venue
 
