@@ -33,6 +33,17 @@ class AccountDeletionRefused(Exception):
 
 
 @transaction.atomic
+def user_set_language(*, user: User, language: str) -> bool:
+    """The language a signed-in customer picked from the menu becomes their preferred one
+    (applied at every sign-in, used for their emails). False if it is not offered."""
+    if language not in dict(settings.LANGUAGES):
+        return False
+    if user.preferred_language != language:
+        user.preferred_language = language
+        user.save(update_fields=["preferred_language"])
+    return True
+
+
 def user_update_profile(
     *,
     user: User,

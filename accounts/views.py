@@ -9,7 +9,8 @@ from django.core.exceptions import ValidationError
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_http_methods, require_safe
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
+from django.views.i18n import set_language as django_set_language
 
 from notifications.selectors import user_notifications
 from reservations.selectors import for_booking_rows
@@ -103,4 +104,14 @@ def admin_login(request, extra_context=None):
             ratelimit.clear(request, action="login_failed", key=email)
         else:
             ratelimit.consume(request, action="login_failed", key=email)
+    return response
+
+
+@require_POST
+def set_language(request):
+    """The language menu. Django's view sets the cookie; a signed-in customer's choice is
+    also kept as their preferred language, or the next sign-in would switch it back."""
+    response = django_set_language(request)
+    if request.user.is_authenticated:
+        services.user_set_language(user=request.user, language=request.POST.get("language", ""))
     return response

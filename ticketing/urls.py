@@ -4,6 +4,7 @@ from django.contrib import admin
 from django.urls import include, path
 from django.utils.translation import gettext_lazy as _
 
+from accounts import views as account_views
 from accounts.views import admin_login
 
 admin.site.site_header = _("Ticketing staff")
@@ -14,7 +15,8 @@ urlpatterns = [
     # Before admin.site.urls, so the admin's login is the throttled one.
     path("admin/login/", admin_login, name="staff_login"),
     path("admin/", admin.site.urls),
-    path("i18n/", include("django.conf.urls.i18n")),
+    # The language menu, which also keeps a signed-in customer's choice (accounts.views).
+    path("i18n/setlang/", account_views.set_language, name="set_language"),
     path("accounts/", include("allauth.urls")),
     path("my/", include("accounts.urls")),
     path("", include("payments.urls")),

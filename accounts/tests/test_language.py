@@ -87,3 +87,25 @@ def test_the_language_menu_names_each_language_in_itself(client, browsing):
     assert '<option value="ko" lang="ko"' in menu and ">한국어</option>" in menu
     assert "영어" not in menu and "Korean" not in menu
     assert f'value="{browsing}" lang="{browsing}" selected' in menu
+
+
+def test_a_signed_in_customer_s_menu_choice_is_kept_for_the_next_sign_in(client, verified_user):
+    verified_user.preferred_language = "ko"
+    verified_user.save()
+    client.force_login(verified_user)
+    response = client.post(reverse("set_language"), {"language": "en", "next": "/"})
+    assert response.status_code == 302 and response.cookies[COOKIE].value == "en"
+    verified_user.refresh_from_db()
+    assert verified_user.preferred_language == "en"
+    client.post(reverse("set_language"), {"language": "fr", "next": "/"})  # not offered: nothing changes
+    verified_user.refresh_from_db()
+    assert verified_user.preferred_language == "en"
+    client.logout()
+    response = log_in(client, verified_user)
+    assert response.cookies[COOKIE].value == "en"
+
+
+def test_a_visitor_s_menu_choice_sets_only_the_cookie(client):
+    response = client.post(reverse("set_language"), {"language": "en", "next": "/"})
+    assert response.status_code == 302 and response.cookies[COOKIE].value == "en"
+    assert client.get(reverse("set_language")).status_code == 405

@@ -185,11 +185,13 @@ def test_on_a_phone_the_count_total_and_button_stay_in_view(live_server, browser
         circle = page.locator(f'circle[data-item="{seat.pk}"]')
         drawn = circle.bounding_box()["width"]
         # Zoomed in, a seat is big enough for a finger, and the map pans inside its box.
+        # The whole hall at first, as wide as the screen.
+        assert page.locator("svg.seatmap").bounding_box()["width"] <= 390
         zoom_in = page.get_by_role("button", name="Zoom in")
-        for _ in range(3):
+        for _ in range(5):
             zoom_in.tap()
-        assert page.locator("[data-zoom-level]").inner_text() == "300%"
-        assert circle.bounding_box()["width"] >= 3 * drawn - 1 >= 20
+        assert page.locator("[data-zoom-level]").inner_text() == "600%"
+        assert circle.bounding_box()["width"] >= 6 * drawn - 1
         scroller = page.locator("[data-map-scroll]")
         assert scroller.evaluate("box => box.scrollWidth > box.clientWidth && box.clientHeight <= innerHeight")
         circle.scroll_into_view_if_needed()
@@ -215,7 +217,7 @@ def test_on_a_phone_the_count_total_and_button_stay_in_view(live_server, browser
         context.close()
 
 
-def test_the_zoom_buttons_go_from_the_whole_hall_to_four_times_and_back(live_server, page, performance):
+def test_the_zoom_buttons_go_from_the_whole_hall_to_six_times_and_back(live_server, page, performance):
     sign_in(page, live_server, UserFactory())
     page.goto(live_server.url + performance.get_absolute_url())
     zoom_in, zoom_out = page.get_by_role("button", name="Zoom in"), page.get_by_role("button", name="Zoom out")
@@ -227,8 +229,8 @@ def test_the_zoom_buttons_go_from_the_whole_hall_to_four_times_and_back(live_ser
     while zoom_in.is_enabled():
         zoom_in.click()
         seen.append(level.inner_text())
-    assert seen == ["150%", "200%", "300%", "400%"]
-    assert abs(svg.bounding_box()["width"] - 4 * whole) < 2
+    assert seen == ["150%", "200%", "300%", "400%", "600%"]
+    assert abs(svg.bounding_box()["width"] - 6 * whole) < 2
     # The middle of the view stays the middle: halfway across the drawing, give or take.
     middle = page.locator("[data-map-scroll]").evaluate(
         "box => (box.scrollLeft + box.clientWidth / 2) / box.scrollWidth"
@@ -266,3 +268,21 @@ def test_back_to_the_checkout_of_released_seats_shows_them_released(live_server,
     page.get_by_text("These seats were released, and nothing was paid for them.").wait_for()
     assert page.locator("[data-countdown]").count() == 0
     assert page.get_by_role("button", name=re.compile("^Pay")).count() == 0
+
+
+def test_tapping_a_standing_zone_asks_for_a_place_in_it(live_server, page, performance):
+    customer = UserFactory()
+    sign_in(page, live_server, customer)
+    page.goto(live_server.url + performance.get_absolute_url())
+    zone = performance.layout.sections.get(kind="standing")
+    page.locator(f'g.zone[data-section="{zone.pk}"]').click()  # its name or its box
+    field = page.locator(f'input[name="standing-{zone.pk}"]')
+    assert field.input_value() == "1"
+    assert field.evaluate("input => input === document.activeElement")
+    assert page.locator("#selection-count").inner_text() == "1"
+    assert f"{zone.display_name} × 1" in page.locator("#selection-list").inner_text()
+    field.fill("2")
+    assert f"{zone.display_name} × 2" in page.locator("#selection-list").inner_text()
+    page.get_by_role("button", name="Hold these seats").click()
+    page.wait_for_url(re.compile(r"/my/bookings/T\w+/$"))
+    assert Reservation.objects.get(user=customer).lines.count() == 2

@@ -7,13 +7,16 @@
   var box = document.querySelector("[data-map-scroll]");
   var svg = box && box.querySelector("svg.seatmap");
   if (!controls || !svg) return;
-  var levels = [1, 1.5, 2, 3, 4];
+  // 100 % is the whole hall across the box, as a phone first shows it; six times that
+  // makes a phone's seats about a fingertip wide.
+  var levels = [1, 1.5, 2, 3, 4, 6];
   var level = 0;
   var shown = controls.querySelector("[data-zoom-level]");
   var out = controls.querySelector("[data-zoom-step='-1']");
   var into = controls.querySelector("[data-zoom-step='1']");
-  // The drawing's own minimum width (CSS), enlarged with it, so a phone zooms too.
-  var baseMin = parseFloat(window.getComputedStyle(svg).minWidth) || 0;
+  // Without this script the drawing keeps a minimum width (CSS) and the box scrolls;
+  // with it, zooming is how to see more.
+  svg.style.minWidth = "0";
 
   function apply(next) {
     next = Math.max(0, Math.min(levels.length - 1, next));
@@ -23,7 +26,6 @@
     level = next;
     var factor = levels[level];
     svg.style.width = factor * 100 + "%";
-    svg.style.minWidth = baseMin * factor + "px";
     box.classList.toggle("zoomed", factor > 1);
     box.scrollLeft = middleX * svg.clientWidth - box.clientWidth / 2;
     box.scrollTop = middleY * svg.clientHeight - box.clientHeight / 2;

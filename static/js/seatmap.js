@@ -63,6 +63,16 @@
       }
     });
     var standing = standingCount();
+    if (list) {  // places in a zone are listed too, one line per zone
+      form.querySelectorAll("input[data-zone-grade]").forEach(function (input) {
+        var q = Math.max(0, parseInt(input.value, 10) || 0);
+        if (!q) return;
+        var grade = grades[input.dataset.zoneGrade];
+        var li = document.createElement("li");
+        li.textContent = input.dataset.zoneName + " × " + q + (grade ? " · " + grade.name + " " + won(grade.price * q) : "");
+        list.appendChild(li);
+      });
+    }
     if (list && !chosen.length && !standing.count) {  // "nothing chosen yet", unless places in a zone are
       var li = document.createElement("li");
       li.className = "muted";
@@ -123,7 +133,19 @@
   var keys = { ArrowLeft: [-1, 0], ArrowRight: [1, 0], ArrowUp: [0, -1], ArrowDown: [0, 1] };
   svg.addEventListener("click", function (event) {
     var seat = event.target.closest("circle[role=checkbox]");
-    if (seat) { toggle(seat); focusSeat(seat); }
+    if (seat) { toggle(seat); focusSeat(seat); return; }
+    // A standing zone is chosen by how many places: tapping it asks for one, in its field.
+    var zone = event.target.closest("g.zone[data-section]");
+    var input = zone && form.querySelector('input[name="standing-' + zone.dataset.section + '"]');
+    if (!input) return;
+    if (!(parseInt(input.value, 10) > 0) && !zone.classList.contains("taken")) {
+      if (selectedSeats().length + standingCount().count >= limit) { showLimit(true); return; }
+      input.value = 1;
+      clearErrors();
+      refresh();
+    }
+    input.scrollIntoView({ block: "center", behavior: "smooth" });
+    input.focus({ preventScroll: true });
   });
   svg.addEventListener("keydown", function (event) {
     var seat = event.target.closest("circle[role=checkbox]");
