@@ -460,6 +460,44 @@ class PerformanceAdmin(admin.ModelAdmin):
             count = inventory_create(performance=obj)
             self.message_user(request, _("Created %(count)d places for sale.") % {"count": count})
 
+    def get_deleted_objects(self, objs, request):
+        """What deleting would take, said in a box office's terms: the performances and
+        their places (which staff cannot delete one by one), or why a performance
+        cannot go. Deleting itself is services.performance_delete."""
+        objs = list(objs)
+        booked = set(Reservation.objects.filter(performance__in=objs).values_list("performance", flat=True).distinct())
+        on_sale = (Performance.Status.ON_SALE, Performance.Status.SOLD_OUT)
+        protected = [
+            _("%(performance)s has bookings, so it is cancelled, not deleted.") % {"performance": performance}
+            for performance in objs
+            if performance.pk in booked
+        ] + [
+            _("%(performance)s is on sale: close its sales first.") % {"performance": performance}
+            for performance in objs
+            if performance.status in on_sale and performance.pk not in booked
+        ]
+        places = InventoryItem.objects.filter(performance__in=objs).count()
+        to_delete = [str(performance) for performance in objs]
+        count = {Performance._meta.verbose_name_plural: len(objs), InventoryItem._meta.verbose_name_plural: places}
+        return to_delete, count, set(), protected
+
+    def delete_model(self, request, obj):
+        services.performance_delete(performance=obj)
+
+    def delete_queryset(self, request, queryset):
+        for performance in queryset:
+            try:
+                services.performance_delete(performance=performance)
+            except ValidationError as exc:  # booked or put on sale since the confirmation page
+                self.message_user(request, " ".join(exc.messages), messages.ERROR)
+
+    def delete_view(self, request, object_id, extra_context=None):
+        try:
+            return super().delete_view(request, object_id, extra_context)
+        except ValidationError as exc:  # on sale, or booked since the confirmation page
+            self.message_user(request, " ".join(exc.messages), messages.ERROR)
+            return redirect("admin:events_performance_change", object_id)
+
     def has_cancel_permission(self, request):
         """Cancelling refunds every booking: it takes the right to refund payments too."""
         return self.has_change_permission(request) and request.user.has_perm("payments.change_payment")

@@ -118,6 +118,21 @@ def performance_duplicate(*, performance: Performance, starts_at: dt.datetime) -
     )
 
 
+@transaction.atomic
+def performance_delete(*, performance: Performance) -> None:
+    """Delete a performance entered by mistake, with its places. One that has had any
+    reservation (even a hold let go) is history: it is cancelled, never deleted, and so
+    is one on sale (close its sales first, so no hold starts meanwhile)."""
+    locked = Performance.objects.select_for_update().get(pk=performance.pk)
+    if locked.status in (Performance.Status.ON_SALE, Performance.Status.SOLD_OUT):
+        raise ValidationError(_("%(performance)s is on sale: close its sales first.") % {"performance": locked})
+    if locked.reservations.exists():
+        raise ValidationError(
+            _("%(performance)s has bookings, so it is cancelled, not deleted.") % {"performance": locked}
+        )
+    locked.delete()  # its places go with it
+
+
 # Which statuses each bulk sales action may move a performance from.
 _OPENABLE = [Performance.Status.SCHEDULED, Performance.Status.CLOSED]
 _CLOSABLE = [Performance.Status.SCHEDULED, Performance.Status.ON_SALE, Performance.Status.SOLD_OUT]

@@ -1,6 +1,10 @@
 from django.contrib import admin, messages
 from django.db.models import Count
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.formats import date_format
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, gettext_noop, ngettext
 
@@ -102,11 +106,12 @@ class ReservationAdmin(ServiceWrittenAdmin):
         "code",
         "user",
         "performance",
-        "status",
-        "expires_at",
-        "ticket_amount",
-        "fee_amount",
-        "total_amount",
+        "status_now",
+        "hold_ends",
+        "tickets_krw",
+        "fee_krw",
+        "total",
+        "payment_links",
         "created_at",
         "confirmed_at",
         "cancelled_at",
@@ -128,6 +133,37 @@ class ReservationAdmin(ServiceWrittenAdmin):
     @admin.display(description=gettext_lazy("total (KRW)"), ordering="total_amount")
     def total(self, obj):
         return krw(obj.total_amount)
+
+    @admin.display(description=gettext_lazy("tickets"))
+    def tickets_krw(self, obj):
+        return krw(obj.ticket_amount)
+
+    @admin.display(description=gettext_lazy("booking fee"))
+    def fee_krw(self, obj):
+        return krw(obj.fee_amount)
+
+    @admin.display(description=gettext_lazy("hold ends"))
+    def hold_ends(self, obj):
+        # Only a hold has an end; on a booking the old deadline would read as a threat.
+        if obj.effective_status() not in Reservation.LIVE_HOLD_STATUSES:
+            return "-"
+        return date_format(timezone.localtime(obj.expires_at), "Y-m-d H:i:s")
+
+    @admin.display(description=gettext_lazy("payments"))
+    def payment_links(self, obj):
+        """Each payment, to refund or check from its own page."""
+        rows = [
+            format_html(
+                '<a href="{}">{}</a> · {} · {} · {}',
+                reverse("admin:payments_payment_change", args=[payment.pk]),
+                payment.merchant_uid,
+                payment.get_method_display(),
+                payment.get_customer_status_display(),
+                krw(payment.amount),
+            )
+            for payment in obj.payments.order_by("created_at")
+        ]
+        return format_html_join(mark_safe("<br>"), "{}", ((row,) for row in rows)) if rows else "-"
 
     @admin.action(description=gettext_lazy("Release selected holds"), permissions=["change"])
     def release_holds(self, request, queryset):

@@ -9,6 +9,7 @@ from django.contrib import messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.auth.models import Permission
 from django.contrib.messages import get_messages
+from django.core.exceptions import ValidationError
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -853,3 +854,39 @@ def test_the_sections_of_a_layout_in_use_are_read_only(staff_client, performance
 def test_the_sections_of_a_layout_not_in_use_can_be_edited(staff_client, hall):
     page = staff_client.get(reverse("admin:events_seatlayout_change", args=[hall.pk])).content.decode()
     assert 'name="sections-0-name"' in page
+
+
+def test_a_performance_entered_by_mistake_is_deleted_with_its_places(staff_client, performance):
+    mistake = PerformanceFactory(event=performance.event, layout=performance.layout, status="scheduled")
+    places = InventoryItem.objects.filter(performance=mistake).count()
+    assert places
+    url = reverse("admin:events_performance_delete", args=[mistake.pk])
+    page = staff_client.get(url).content.decode()
+    assert "Are you sure" in page and str(places) in page
+    assert "permission" not in page  # the places are part of it, not objects staff must be allowed to delete
+    response = staff_client.post(url, {"post": "yes"})
+    assert response.status_code == 302
+    assert not Performance.objects.filter(pk=mistake.pk).exists()
+    assert not InventoryItem.objects.filter(performance_id=mistake.pk).exists()
+
+
+def test_a_performance_with_bookings_or_on_sale_is_not_deleted(staff_client, performance):
+    from reservations.tests.factories import hold
+
+    hold(UserFactory(), performance, "1층 A구역 A열 1번")
+    Performance.objects.filter(pk=performance.pk).update(status="closed")
+    url = reverse("admin:events_performance_delete", args=[performance.pk])
+    page = staff_client.get(url).content.decode()
+    assert "has bookings, so it is cancelled, not deleted." in page
+    staff_client.post(url, {"post": "yes"})
+    assert Performance.objects.filter(pk=performance.pk).exists()
+    on_sale = PerformanceFactory(event=performance.event, layout=performance.layout, status="on_sale")
+    url = reverse("admin:events_performance_delete", args=[on_sale.pk])
+    assert "is on sale: close its sales first." in staff_client.get(url).content.decode()
+    staff_client.post(url, {"post": "yes"})
+    assert Performance.objects.filter(pk=on_sale.pk).exists()
+    # The service refuses too, whatever page sent it.
+    from events import services
+
+    with pytest.raises(ValidationError, match="on sale"):
+        services.performance_delete(performance=on_sale)

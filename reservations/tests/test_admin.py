@@ -219,3 +219,17 @@ def test_the_history_reads_in_the_staffs_language(staff, performance, settings):
     assert "hold time ran out" not in page and ">expired<" not in page
     page = staff.get(detail).content.decode()  # English
     assert "hold time ran out" in page
+
+
+def test_a_booking_s_admin_page_shows_amounts_in_won_and_its_payments(staff, fake_iamport, alice, performance):
+    from payments.tests.test_flow import paid_booking
+
+    reservation, payment = paid_booking(fake_iamport, alice, performance, A1)
+    page = staff.get(reverse("admin:reservations_reservation_change", args=[reservation.pk])).content.decode()
+    assert "₩120,000" in page and "₩2,000" in page and "₩122,000" in page
+    assert reverse("admin:payments_payment_change", args=[payment.pk]) in page
+    hold_ends = page.split("field-hold_ends")[1].split("</div>\n")[0]
+    assert "-" in hold_ends and str(reservation.expires_at.year) not in hold_ends  # a booking has no hold to end
+    held = hold(UserFactory(), performance, A2)
+    page = staff.get(reverse("admin:reservations_reservation_change", args=[held.pk])).content.decode()
+    assert timezone.localtime(held.expires_at).strftime("%Y-%m-%d %H:%M") in page
