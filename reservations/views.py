@@ -19,6 +19,7 @@ from events.views import render_performance_page
 # Views sit above both apps: checkout hands over to payments here.
 from payments.forms import PayForm
 from payments.models import Payment
+from payments.refund_policy import Policy, cancellation_deadline, refund_quote
 from payments.services import hold_release, policy_for_event, refund_preview
 
 from . import services, waiting_room
@@ -172,6 +173,10 @@ def detail(request, code):
     # let go or paid another way is being withdrawn, and is not shown).
     can_pay = counting_down = live and awaiting is None
     replaced = status == Reservation.Status.RELEASED and reservation.transitions.filter(reason=SEATS_CHANGED).exists()
+    policy = policy_for_event(reservation.performance.event) if can_pay else None  # shown before paying
+    refund = refund_preview(reservation=reservation, now=now) if status == "confirmed" else None
+    frozen = next((Policy.from_dict(p.refund_policy) for p in payments if p.status == Payment.Status.PAID), None)
+    deadline_policy = policy or frozen
     return render(
         request,
         "reservations/detail.html",
@@ -182,8 +187,22 @@ def detail(request, code):
             "can_pay": can_pay,
             "counting_down": counting_down,
             "pay_form": PayForm(initial={"method": Payment.Method.CARD}),
-            "policy": policy_for_event(reservation.performance.event) if can_pay else None,  # shown before paying
-            "refund": refund_preview(reservation=reservation, now=now) if status == "confirmed" else None,
+            "policy": policy,
+            "refund": refund,
+            "cancel_deadline": cancellation_deadline(deadline_policy, reservation.performance.starts_at)
+            if deadline_policy
+            else None,
+            # Paying now and cancelling straight after: what the customer agrees to by paying.
+            "quote_today": refund_quote(
+                policy=policy,
+                ticket_prices=[line.price for line in lines],
+                booking_fee=reservation.fee_amount,
+                booked_at=now,
+                starts_at=reservation.performance.starts_at,
+                now=now,
+            )
+            if policy
+            else None,
             # A virtual account is refunded to an account the customer names.
             "paid_by_vbank": any(
                 p.status == Payment.Status.PAID and p.method == Payment.Method.VBANK for p in payments

@@ -11,6 +11,7 @@ from django.utils import timezone
 from events.tests.factories import UserFactory
 from payments import services
 from payments.models import Payment, PaymentEvent
+from payments.refund_policy import Policy, cancellation_deadline
 from reservations.models import InventoryItem, Reservation
 from reservations.tests.factories import hold
 
@@ -747,3 +748,11 @@ def test_closing_the_virtual_account_window_before_an_account_is_issued(client, 
     reservation.refresh_from_db()
     assert payment.status == "failed" and not payment.vbank_num  # not "awaiting a deposit" into nothing
     assert reservation.status == "held"
+
+
+def test_a_booking_says_until_when_it_can_be_cancelled(client, fake_iamport, alice, performance):
+    reservation, payment = paid_booking(fake_iamport, alice, performance, A1)
+    client.force_login(alice)
+    page = client.get(reservation.get_absolute_url()).content.decode()
+    deadline = cancellation_deadline(Policy.from_dict(payment.refund_policy), performance.starts_at)
+    assert f"Cancellation deadline: {timezone.localtime(deadline):%Y.%m.%d}" in page

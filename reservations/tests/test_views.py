@@ -504,3 +504,18 @@ def test_changing_a_standing_hold_starts_from_the_places_held(client, alice, per
     assert response.status_code == 302
     changed = Reservation.objects.get(user=alice, status="held")
     assert changed.lines.count() == 3
+
+
+@pytest.mark.parametrize(("days_away", "said"), [(30, "Cancelling after paying today is free."), (5, "₩48,000")])
+def test_checkout_says_when_cancelling_closes_and_what_it_costs_today(client, alice, performance, days_away, said):
+    now = timezone.now()
+    Performance.objects.filter(pk=performance.pk).update(
+        starts_at=now + dt.timedelta(days=days_away), sales_close_at=now + dt.timedelta(days=days_away - 1)
+    )
+    reservation = hold(alice, performance, A1, A2)
+    client.force_login(alice)
+    page = " ".join(client.get(reservation.get_absolute_url()).content.decode().split())
+    box = page.split('id="policy-now"')[1].split("</p>")[0]
+    day_before = timezone.localtime(now + dt.timedelta(days=days_away - 1)).strftime("%Y.%m.%d")
+    assert "Cancellation deadline" in box and f"{day_before} " in box and "17:00" in box
+    assert said in box  # 5 days before: 20 % of two R seats (₩240,000)
