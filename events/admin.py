@@ -14,9 +14,9 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy, ngettext, pgettext_lazy
+from django.utils.translation import gettext_lazy, gettext_noop, ngettext, pgettext_lazy
 
-from payments.services import performance_cancel, performance_cancel_preview
+from payments.services import hold_release, performance_cancel, performance_cancel_preview
 from reservations.forms import IdListField, parse_id
 from reservations.models import InventoryItem, Reservation, free_condition, held_condition
 from reservations.services import (
@@ -615,7 +615,9 @@ class PerformanceAdmin(admin.ModelAdmin):
                 self.message_user(request, exc.messages[0], messages.ERROR)
                 return redirect("admin:events_performance_seats", pk=performance.pk)
             reason = request.POST.get("reason", "").strip()[:BLOCK_REASON_MAX]  # the seat form's
-            if "block_standing" in request.POST or "unblock_standing" in request.POST:
+            if "release" in request.POST:
+                self._release_hold(request, performance, request.POST["release"])
+            elif "block_standing" in request.POST or "unblock_standing" in request.POST:
                 self._block_standing(request, performance)
             elif not ids:
                 self.message_user(request, _("Choose seats on the map first."), messages.WARNING)
@@ -662,6 +664,20 @@ class PerformanceAdmin(admin.ModelAdmin):
             .order_by("-action_time")[:10],
         }
         return TemplateResponse(request, "admin/events/performance/seats.html", context)
+
+    def _release_hold(self, request, performance, code: str) -> None:
+        """A hold let go by staff from the list under the map (a customer on the phone, a stuck hold)."""
+        reservation = Reservation.objects.filter(performance=performance, code=code).first()
+        if reservation is None:
+            self.message_user(request, _("No booking %(code)s for this performance.") % {"code": code}, messages.ERROR)
+            return
+        try:
+            # Through payments: a virtual account waiting for its deposit is withdrawn too.
+            hold_release(reservation=reservation, actor=request.user, reason=gettext_noop("released by staff"))
+        except ReservationError as exc:
+            self.message_user(request, exc.message, messages.ERROR)
+            return
+        self.message_user(request, _("Released the seats of %(code)s.") % {"code": code})
 
     def _block_standing(self, request, performance):
         """A number of places of one standing zone off sale, or back on sale."""
@@ -751,6 +767,15 @@ class PerformanceAdmin(admin.ModelAdmin):
                     ngettext("Created %d performance.", "Created %d performances.", len(created)) % len(created),
                     messages.SUCCESS,
                 )
+                # The window moves with the date: one close to now may have closed already.
+                closed = [new for new in created if new.sales_close_at <= timezone.now()]
+                if closed:
+                    self.message_user(
+                        request,
+                        _("Sales are already closed for %(performances)s: set a later “sales close at” on its page.")
+                        % {"performances": ", ".join(str(new) for new in closed)},
+                        messages.WARNING,
+                    )
                 return redirect(
                     reverse("admin:events_performance_changelist") + f"?event__id__exact={performance.event_id}"
                 )

@@ -345,6 +345,21 @@ def test_close_sales(staff_client, three_performances):
     assert "2 performances closed." in _message_texts(response)
 
 
+def test_a_copy_whose_sales_window_has_closed_already_is_pointed_out(staff_client, performance):
+    now = timezone.now()
+    Performance.objects.filter(pk=performance.pk).update(
+        starts_at=now + dt.timedelta(days=10), sales_close_at=now + dt.timedelta(days=9, hours=21)
+    )  # sales close three hours before the start
+    soon = timezone.localtime(now + dt.timedelta(hours=2)).strftime("%Y-%m-%d %H:%M")
+    url = reverse("admin:events_performance_duplicate", args=[performance.pk])
+    response = staff_client.post(url, {"dates": soon})
+    (copy,) = Performance.objects.exclude(pk=performance.pk)
+    assert copy.sales_close_at <= now
+    assert any(
+        text.startswith("Sales are already closed for") and str(copy) in text for text in _message_texts(response)
+    )
+
+
 def test_duplicate_action_needs_exactly_one_performance(staff_client, three_performances):
     response = _action(staff_client, "admin:events_performance_changelist", "duplicate", three_performances[:2])
     assert response.status_code == 302

@@ -233,3 +233,24 @@ def test_a_booking_s_admin_page_shows_amounts_in_won_and_its_payments(staff, fak
     held = hold(UserFactory(), performance, A2)
     page = staff.get(reverse("admin:reservations_reservation_change", args=[held.pk])).content.decode()
     assert timezone.localtime(held.expires_at).strftime("%Y-%m-%d %H:%M") in page
+
+
+def test_staff_release_a_hold_from_the_seat_view(staff, client, alice, performance):
+    held = hold(alice, performance, A1)
+    sold = reservation_confirm(reservation=hold(UserFactory(), performance, A2))
+    page = staff.get(seats_url(performance)).content.decode()
+    assert f'name="release" value="{held.code}"' in page
+    assert f'name="release" value="{sold.code}"' not in page  # a paid booking is cancelled, not released
+    response = staff.post(seats_url(performance), {"release": held.code}, follow=True)
+    assert f"Released the seats of {held.code}." in response.content.decode()
+    held.refresh_from_db()
+    assert held.status == "released" and held.transitions.last().reason == "released by staff"
+    assert InventoryItem.objects.get(reservation=None, seat__label=A1, performance=performance).status == "available"
+    again = staff.post(seats_url(performance), {"release": sold.code}, follow=True).content.decode()
+    assert "This booking has been paid for: to give the seats back, cancel the booking instead." in again
+    sold.refresh_from_db()
+    assert sold.status == "confirmed"
+    client.force_login(alice)  # a customer cannot use the staff view
+    client.post(seats_url(performance), {"release": sold.code})
+    sold.refresh_from_db()
+    assert sold.status == "confirmed"
