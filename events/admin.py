@@ -219,6 +219,31 @@ class PriceGradeInline(admin.TabularInline):
     fields = ["code", "name", "price", "colour", "position"]
     extra = 0
 
+    def get_formset(self, request, obj=None, **kwargs):
+        formset = super().get_formset(request, obj, **kwargs)
+
+        class GradeForm(formset.form):
+            def hand_clean_DELETE(self):
+                # Django would list every place the grade prices (thousands of seats);
+                # a count says the same.
+                if self.cleaned_data.get("DELETE") and self.instance.pk:
+                    places = InventoryItem.objects.filter(price_grade=self.instance).count()
+                    if places:
+                        raise ValidationError(
+                            ngettext(
+                                "%(grade)s prices %(count)d place of this event's performances, so it cannot be "
+                                "deleted; change its name or price instead.",
+                                "%(grade)s prices %(count)d places of this event's performances, so it cannot be "
+                                "deleted; change its name or price instead.",
+                                places,
+                            )
+                            % {"grade": self.instance, "count": places}
+                        )
+                super().hand_clean_DELETE()
+
+        formset.form = GradeForm
+        return formset
+
 
 class PerformanceInline(admin.TabularInline):
     """Performances listed on the event; they are created on their own page, which

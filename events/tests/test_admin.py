@@ -629,6 +629,19 @@ def test_an_event_with_performances_keeps_its_venue(staff_client, performance):
     assert event.venue_id == performance.layout.venue_id
 
 
+def test_a_grade_that_prices_places_is_not_deleted_and_the_refusal_is_short(staff_client, performance):
+    event = performance.event
+    grades = list(event.grades.order_by("pk"))
+    data = _event_form(event, [], existing=grades)
+    data["grades-0-DELETE"] = "on"
+    response = staff_client.post(reverse("admin:events_event_change", args=[event.pk]), data)
+    assert response.status_code == 200
+    errors = _errors(response)
+    assert "so it cannot be deleted; change its name or price instead." in errors
+    assert "inventory item" not in errors and len(errors) < 2000
+    assert event.grades.count() == len(grades)
+
+
 def test_publish_and_unpublish_actions(staff_client, draft_event):
     other = EventFactory(status=Event.Status.DRAFT)
     untouched = EventFactory(status=Event.Status.DRAFT)
