@@ -12,6 +12,7 @@ from django.utils.cache import add_never_cache_headers
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_safe
 
+from payments.services import policy_for_event
 from reservations import hold_sql, waiting_room
 from reservations.forms import BestAvailableForm, HoldForm
 from reservations.models import Reservation
@@ -63,7 +64,12 @@ def event_detail(request, slug):
     return render(
         request,
         "events/event_detail.html",
-        {"event": event, "performances": selectors.event_performances(event=event), "grades": event.grades.all()},
+        {
+            "event": event,
+            "performances": selectors.event_performances(event=event),
+            "grades": event.grades.all(),
+            "policy": policy_for_event(event),
+        },
     )
 
 

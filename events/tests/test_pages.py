@@ -329,3 +329,14 @@ def test_the_seat_map_counts_the_tickets_the_customer_already_has(client, alice,
     # Someone else's tickets are theirs: another customer may choose four.
     client.force_login(UserFactory())
     assert 'data-limit="4"' in client.get(url).content.decode()
+
+
+def test_the_event_page_states_the_refund_policy_before_seats_are_picked(client, performance):
+    from payments.models import RefundPolicy
+
+    page = client.get(performance.event.get_absolute_url()).content.decode()
+    section = page.split('id="policy-title"')[1].split("</section>")[0]
+    assert "Free cancellation within 7 days of booking" in section and "after 17:00 the day before" in section
+    RefundPolicy.objects.create(event=performance.event, cutoff_hour_day_before=12, free_days_after_booking=3)
+    section = client.get(performance.event.get_absolute_url()).content.decode().split('id="policy-title"')[1]
+    assert "within 3 days of booking" in section and "after 12:00 the day before" in section
