@@ -9,8 +9,8 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import get_supported_language_variant, ngettext
 from django.utils.translation import gettext as _
-from django.utils.translation import ngettext
 
 from notifications.services import notifications_erase_personal_data
 from payments.services import payments_erase_personal_data
@@ -32,11 +32,13 @@ class AccountDeletionRefused(Exception):
         self.message = message
 
 
-@transaction.atomic
 def user_set_language(*, user: User, language: str) -> bool:
     """The language a signed-in customer picked from the menu becomes their preferred one
-    (applied at every sign-in, used for their emails). False if it is not offered."""
-    if language not in dict(settings.LANGUAGES):
+    (applied at every sign-in, used for their emails). A variant such as en-gb is the
+    language offered for it; False if none is."""
+    try:
+        language = get_supported_language_variant(language)
+    except LookupError:
         return False
     if user.preferred_language != language:
         user.preferred_language = language
@@ -44,6 +46,7 @@ def user_set_language(*, user: User, language: str) -> bool:
     return True
 
 
+@transaction.atomic
 def user_update_profile(
     *,
     user: User,

@@ -86,6 +86,7 @@ class SectionInline(admin.TabularInline):
 class LayoutBuilderForm(forms.Form):
     spec = forms.CharField(
         label=gettext_lazy("Layout description"),
+        max_length=100_000,  # a 2,000-seat hall takes a few hundred characters
         widget=forms.Textarea(attrs={"rows": 18, "cols": 90, "style": "font-family: monospace", "spellcheck": "false"}),
     )
 
@@ -485,6 +486,13 @@ class PerformanceAdmin(admin.ModelAdmin):
             count = inventory_create(performance=obj)
             self.message_user(request, _("Created %(count)d places for sale.") % {"count": count})
 
+    def get_actions(self, request):
+        # One at a time, from a performance's page: the bulk action would record and report
+        # as deleted a performance that services.performance_delete refused.
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
     def get_deleted_objects(self, objs, request):
         """What deleting would take, said in a box office's terms: the performances and
         their places (which staff cannot delete one by one), or why a performance
@@ -508,13 +516,6 @@ class PerformanceAdmin(admin.ModelAdmin):
 
     def delete_model(self, request, obj):
         services.performance_delete(performance=obj)
-
-    def delete_queryset(self, request, queryset):
-        for performance in queryset:
-            try:
-                services.performance_delete(performance=performance)
-            except ValidationError as exc:  # booked or put on sale since the confirmation page
-                self.message_user(request, " ".join(exc.messages), messages.ERROR)
 
     def delete_view(self, request, object_id, extra_context=None):
         try:

@@ -43,6 +43,7 @@ MAX_ROWS_PER_LINE = 60
 MAX_COORDINATE = 100_000
 MAX_SEAT_NUMBER = 9_999
 MAX_NAME, MAX_FLOOR = 40, 20  # Section.name, Section.floor
+MAX_SECTIONS = 200
 
 # Korean and Western halls skip I and O in row letters: they read as 1 and 0.
 ROW_LETTERS = [c for c in string.ascii_uppercase if c not in "IO"]
@@ -160,6 +161,11 @@ def _options(tokens: list[str], allowed: set[str]) -> dict[str, str]:
     return options
 
 
+def _too_many_places() -> str:
+    # Each place is a row of every performance's inventory.
+    return _("A layout may have at most %(max)d places, seats and standing places together.") % {"max": MAX_SEATS}
+
+
 def _name(value: str) -> str:
     if len(value) > MAX_NAME:
         raise ValueError(_("A name may be at most %(max)d characters long.") % {"max": MAX_NAME})
@@ -187,6 +193,7 @@ def parse_layout_spec(spec: str) -> LayoutPlan:
     stage_label = "STAGE"
     current: SectionPlan | None = None
 
+    places = 0  # seats and standing places so far: a description is refused before it builds too many
     for line_no, raw in enumerate(spec.splitlines(), start=1):
         line = raw.split("#", 1)[0].strip()
         if not line:
@@ -200,6 +207,8 @@ def parse_layout_spec(spec: str) -> LayoutPlan:
         try:
             if keyword == "stage":
                 stage_label = " ".join(args)[:40]
+            elif keyword in ("section", "standing") and len(sections) >= MAX_SECTIONS:
+                raise ValueError(_("A layout may have at most %(max)d sections.") % {"max": MAX_SECTIONS})
             elif keyword == "section":
                 if not args or "=" in args[0] or not args[0].strip():
                     raise ValueError(_('section needs a name, e.g. section "A구역" floor=1층.'))
@@ -220,6 +229,9 @@ def parse_layout_spec(spec: str) -> LayoutPlan:
                 capacity = _int(opts.get("capacity", "0"), "capacity", 0, MAX_SEATS)  # a place is a row per performance
                 if capacity < 1:
                     raise ValueError(_("A standing zone needs capacity= above zero."))
+                if places + capacity > MAX_SEATS:
+                    raise ValueError(_too_many_places())
+                places += capacity  # counted before building: a line that fails half-way counts in full
                 width, height = _int(opts.get("w", "200"), "w"), _int(opts.get("h", "80"), "h")
                 if width < SEAT_PITCH or height < ROW_PITCH:
                     raise ValueError(_("A standing zone must be at least one seat wide and one row tall."))
@@ -245,6 +257,10 @@ def parse_layout_spec(spec: str) -> LayoutPlan:
                     raise ValueError(_("Write rows like: rows A-H seats 1-14 grade=R."))
                 row_names = _range(args[0], _("row"), MAX_ROWS_PER_LINE, 999)
                 seat_numbers = [int(n) for n in _range(args[2], _("seat"), MAX_SEATS_PER_ROW, MAX_SEAT_NUMBER)]
+                block = len(row_names) * len(seat_numbers)
+                if places + block > MAX_SEATS:
+                    raise ValueError(_too_many_places())
+                places += block
                 opts = _options(args[3:], {"grade", "aisle", "accessible"})
                 grade = _grade(opts.get("grade"))
                 first, last = seat_numbers[0], seat_numbers[-1]
@@ -290,8 +306,6 @@ def parse_layout_spec(spec: str) -> LayoutPlan:
 
     _position_seats(sections)
     errors.extend(_overlaps(sections))
-    if sum(len(s.seats) for s in sections) > MAX_SEATS:
-        errors.append(_("A layout may have at most %(max)d seats.") % {"max": MAX_SEATS})
     if errors:
         raise LayoutSpecError(errors)
     width, height = _normalise(sections)

@@ -10,12 +10,14 @@ still re-grade single places for one performance without touching the layout.
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import MinValueValidator, RegexValidator
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import F, Q
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+
+from .layout_builder import MAX_SEATS
 
 grade_code_validator = RegexValidator(r"^[A-Za-z0-9]{1,10}$", _("Use 1-10 Latin letters or digits, e.g. VIP, R, S."))
 hex_colour_validator = RegexValidator(r"^#[0-9a-fA-F]{6}$", _("Use a hex colour such as #7b2ff7."))
@@ -77,7 +79,8 @@ class Section(models.Model):
     kind = models.CharField(_("kind"), max_length=10, choices=Kind, default=Kind.SEATED)
     # Only standing zones use these two; a seated section's seats carry their own codes.
     grade_code = models.CharField(_("grade code"), max_length=10, blank=True, validators=[grade_code_validator])
-    capacity = models.PositiveIntegerField(_("capacity"), default=0)
+    # Each standing place is an inventory row of every performance: bounded as the builder bounds it.
+    capacity = models.PositiveIntegerField(_("capacity"), default=0, validators=[MaxValueValidator(MAX_SEATS)])
     # The drawing box in layout units, used for the map and for overlap checks.
     x = models.IntegerField(default=0)
     y = models.IntegerField(default=0)

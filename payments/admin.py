@@ -116,8 +116,9 @@ class PaymentAdmin(ServiceWrittenAdmin):
         form = StaffRefundForm(
             request.POST or None,
             payment=payment,
-            # Cancelling is what a refund usually comes with; a refund that keeps the booking is the choice made.
-            initial={"amount": payment.refundable_amount, "cancel_booking": True, "token": uuid.uuid4().hex},
+            # Whether to cancel is asked, never assumed: a goodwill refund keeps the booking, and
+            # refunding all of a booking still to come without cancelling it is refused.
+            initial={"amount": payment.refundable_amount, "token": uuid.uuid4().hex},
         )
         if request.method == "POST" and form.is_valid():
             data = form.cleaned_data

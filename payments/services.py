@@ -209,6 +209,13 @@ def _apply(remote: GatewayPayment, source: str) -> SyncResult:
         )
 
     if remote.status == "paid":
+        if payment.status == Payment.Status.PAID and remote.cancel_amount > payment.refunded_amount:
+            # Part refunded at I'mport (its console, or our refund whose answer was lost):
+            # recorded, so that the balance the next refund sends is right.
+            payment.refunded_amount = min(remote.cancel_amount, payment.amount)
+            payment.save(update_fields=["gateway_payload", "refunded_amount", "updated_at"])
+            _log(payment, "refund_recorded", amount=payment.refunded_amount)
+            return SyncResult(payment, "refunded", _("Refunded %(amount)s.") % {"amount": krw(payment.refunded_amount)})
         if payment.status == Payment.Status.PAID:
             payment.save(update_fields=["gateway_payload", "updated_at"])
             if payment.needs_refund:
@@ -470,9 +477,10 @@ def payment_refund(
     catches the same form sent twice one after the other, which the checksum cannot: by
     then the second asks for a balance that is right.
     """
+    attempt = {"token": token} if token else {}
     with transaction.atomic():
         locked = Payment.objects.select_for_update().get(pk=payment.pk)
-        if token and locked.events.filter(kind="refund_requested", data__token=token).exists():
+        if token and _attempt_open(locked, token):
             raise RefundAlreadyAsked(_("This refund has already been asked for: the form was sent twice."))
         if locked.status != Payment.Status.PAID:
             raise PaymentError(_("Only a paid payment can be refunded."))
@@ -492,7 +500,7 @@ def payment_refund(
             )
         if locked.method == Payment.Method.VBANK and not (refund_holder and refund_bank and refund_account):
             raise PaymentError(_("A virtual account payment needs the bank account to refund to."))
-        _log(locked, "refund_requested", reason, amount=amount, **({"token": token} if token else {}))
+        _log(locked, "refund_requested", reason, amount=amount, **attempt)
     try:
         remote = get_gateway().cancel(
             imp_uid=locked.imp_uid,
@@ -506,33 +514,54 @@ def payment_refund(
     except GatewayUnavailable as exc:
         # No answer is not "no refund": I'mport may have refunded and the answer been
         # lost. Ask it; only a refund it does not show is tried again.
-        _log(locked, "refund_failed", str(exc))
+        _log(locked, "refund_failed", str(exc), **attempt)
         remote = _refund_seen_at_gateway(locked)
         if remote is None:
+            _log(locked, "refund_not_sent", str(exc), **attempt)  # this attempt is over: it may be tried again
             raise RefundNotSent(str(REFUND_UNCONFIRMED)) from exc
     except GatewayError as exc:
-        _log(locked, "refund_refused", str(exc))
-        if _refund_seen_at_gateway(locked) is not None:
-            # The checksum did its job: another refund of this payment went first.
-            raise PaymentError(
-                _(
-                    "Another refund of this payment was made at the same moment, so this one was not sent. "
-                    "Reload the payment to see what has been refunded."
-                )
-            ) from exc
-        raise PaymentError(_("The refund was refused: %(reason)s") % {"reason": exc.message}) from exc
+        _log(locked, "refund_refused", str(exc), **attempt)
+        seen = _refund_seen_at_gateway(locked)
+        if seen is None:
+            raise PaymentError(_("The refund was refused: %(reason)s") % {"reason": exc.message}) from exc
+        # The checksum did its job: I'mport has refunded more than we recorded (another
+        # refund at the same moment, or an earlier one whose answer was lost). Record
+        # what it shows, as a sync does (a refund of everything cancels the booking), so
+        # that the balance the next refund sends is right.
+        _sync_remote(seen, "reconcile")
+        raise PaymentError(
+            _(
+                "I'mport had already refunded more of this payment than was recorded here (another refund at the "
+                "same moment, or an earlier one whose answer was lost). That refund is now recorded, and this one "
+                "was not sent: check the amount refunded, and refund again if more is owed."
+            )
+        ) from exc
+    return _save_refund(payment.pk, remote, before=locked.refunded_amount, reason=reason)
+
+
+def _attempt_open(payment: Payment, token: str) -> bool:
+    """Whether the refund attempt of this form is in flight or went through (as opposed
+    to refused or not sent, which the same form may try again)."""
+    asked = payment.events.filter(kind="refund_requested", data__token=token).count()
+    ended = payment.events.filter(kind__in=["refund_refused", "refund_not_sent"], data__token=token).count()
+    return asked > ended
+
+
+def _save_refund(payment_pk: int, remote: GatewayPayment, *, before: int, reason: str) -> Payment:
+    """Record the refunded total I'mport reports, if nobody has since `before`."""
     with transaction.atomic():
-        before = locked.refunded_amount
-        locked = Payment.objects.select_for_update().get(pk=payment.pk)
+        locked = Payment.objects.select_for_update().get(pk=payment_pk)
+        refunded = min(remote.cancel_amount, locked.amount)
         if locked.refunded_amount != before:
-            # Two lost answers at once both found the refund at I'mport: one records it.
+            if locked.refunded_amount == refunded:
+                return locked  # recorded meanwhile by the other request that found it: the same state
             raise PaymentError(_("This payment was refunded meanwhile."))
-        locked.refunded_amount = min(remote.cancel_amount, locked.amount)
+        locked.refunded_amount = refunded
         if locked.refunded_amount >= locked.amount:
             locked.status = Payment.Status.CANCELLED
         locked.gateway_payload = remote.raw
         locked.save()
-        _log(locked, "refunded", reason, amount=amount)
+        _log(locked, "refunded", reason, amount=refunded - before)
     return locked
 
 
@@ -614,6 +643,15 @@ def payment_refund_by_staff(
     """
     now = now or timezone.now()
     reservation = payment.reservation
+    if payment.needs_refund and cancel_booking:
+        # Money that must go back (paid twice, or after the seats were gone): the booking,
+        # if it stands, is paid by another payment, and stays.
+        raise PaymentError(
+            _(
+                "This payment is money to send back, not what pays for the booking: refund it without "
+                "cancelling. To cancel the booking, refund the payment that paid for it."
+            )
+        )
     stays_valid = reservation.status == Reservation.Status.CONFIRMED and not cancel_booking
     refunded = payment_refund(
         payment=payment,
@@ -623,7 +661,7 @@ def payment_refund_by_staff(
         refund_bank=refund_bank,
         refund_account=refund_account,
         token=token,
-        keep_some=stays_valid and reservation.performance.starts_at > now,
+        keep_some=stays_valid and reservation.performance.starts_at > now and not payment.needs_refund,
     )
     cancelled = cancel_booking and reservation.status == Reservation.Status.CONFIRMED
     if cancelled:
@@ -654,13 +692,15 @@ def booking_cancel_refunded(*, reservation: Reservation, actor, reason: str = ""
         )
     except reservation_services.InvalidTransition as exc:
         raise PaymentError(exc.message) from exc
-    payments = list(reservation.payments.order_by("-created_at"))
+    # The payments that paid for the booking: not attempts left unpaid, nor money sent
+    # back for another reason (paid twice, too late), which has its own failure reason.
+    paid = list(reservation.payments.filter(paid_at__isnull=False, failure_reason="").order_by("-paid_at"))
     notification_queue(
         kind=Notification.Kind.BOOKING_CANCELLED,
         reservation=reservation,
-        payment=payments[0] if payments else None,
+        payment=paid[0] if paid else None,
         # Refunded earlier, when staff refunded without cancelling; said again with the cancellation.
-        context={"refund": sum(payment.refunded_amount for payment in payments), "fee": 0},
+        context={"refund": sum(payment.refunded_amount for payment in paid), "fee": 0},
     )
 
 

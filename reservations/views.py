@@ -2,7 +2,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import redirect_to_login
 from django.core.paginator import Paginator
-from django.db.models import prefetch_related_objects
+from django.db.models import Exists, OuterRef, Q, prefetch_related_objects
 from django.http import Http404, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -247,7 +247,12 @@ def booking_list(request):
     others = (
         Reservation.objects.filter(user=request.user)
         .exclude(pk__in=[r.pk for r in current])
-        .exclude(replaced_by_seat_change())  # the new hold is the booking; the old one is not listed
+        # The new hold is the booking, the old one is not listed; unless money moved for it
+        # (a payment from another tab landing after the change, refunded since).
+        .exclude(
+            Q(replaced_by_seat_change())
+            & ~Q(Exists(Payment.objects.filter(reservation=OuterRef("pk"), paid_at__isnull=False)))
+        )
         .select_related("performance__event__venue")
         .prefetch_related("lines")
         .order_by("-performance__starts_at", "-created_at")

@@ -97,6 +97,10 @@ def test_a_signed_in_customer_s_menu_choice_is_kept_for_the_next_sign_in(client,
     assert response.status_code == 302 and response.cookies[COOKIE].value == "en"
     verified_user.refresh_from_db()
     assert verified_user.preferred_language == "en"
+    client.post(reverse("set_language"), {"language": "ko-kr", "next": "/"})  # a variant: its language
+    verified_user.refresh_from_db()
+    assert verified_user.preferred_language == "ko"
+    client.post(reverse("set_language"), {"language": "en", "next": "/"})
     client.post(reverse("set_language"), {"language": "fr", "next": "/"})  # not offered: nothing changes
     verified_user.refresh_from_db()
     assert verified_user.preferred_language == "en"

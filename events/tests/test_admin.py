@@ -918,3 +918,37 @@ def test_a_performance_with_bookings_or_on_sale_is_not_deleted(staff_client, per
 
     with pytest.raises(ValidationError, match="on sale"):
         services.performance_delete(performance=on_sale)
+
+
+def test_a_standing_zone_s_capacity_is_bounded_on_the_sections_table_too(staff_client, hall):
+    section = hall.sections.get(kind="standing")
+    data = {
+        "venue": hall.venue_id,
+        "name": hall.name,
+        "stage_label": hall.stage_label,
+        "sections-TOTAL_FORMS": 1,
+        "sections-INITIAL_FORMS": 1,
+        "sections-MIN_NUM_FORMS": 0,
+        "sections-MAX_NUM_FORMS": 1000,
+        "sections-0-id": section.pk,
+        "sections-0-layout": hall.pk,
+        "sections-0-floor": section.floor,
+        "sections-0-name": section.name,
+        "sections-0-kind": "standing",
+        "sections-0-grade_code": section.grade_code,
+        "sections-0-capacity": 10**9,
+        "sections-0-x": 0,
+        "sections-0-y": 0,
+        "sections-0-width": 200,
+        "sections-0-height": 80,
+        "sections-0-position": 0,
+    }
+    response = staff_client.post(reverse("admin:events_seatlayout_change", args=[hall.pk]), data)
+    assert response.status_code == 200 and "Ensure this value is less than or equal to 20000." in _errors(response)
+    section.refresh_from_db()
+    assert section.capacity != 10**9
+
+
+def test_performances_are_not_deleted_in_bulk(staff_client, performance):
+    page = staff_client.get(reverse("admin:events_performance_changelist")).content.decode()
+    assert 'value="delete_selected"' not in page  # one at a time, from its page, where refusals are said

@@ -83,6 +83,19 @@ def test_standing_zone_and_stage():
         ('section ""', "line 1: section needs a name"),
         ('section "A"\nrow A seats 1-10 grade=R aisle=30', "line 2: aisle must be between 1 and 10, not 30"),
         ('section "A"\nrow A seats 1-10 grade=R accessible=0', "line 2: accessible must be between 1 and 10"),
+        # Many lines, each within its own bounds, still stop at the layout's: before they are built.
+        (
+            'section "A"\n' + "\n".join(f"rows {60 * k + 1}-{60 * k + 60} seats 1-200 grade=R" for k in range(16)),
+            "line 3: A layout may have at most 20000 places, seats and standing places together.",
+        ),
+        (
+            "\n".join(f'standing "P{k}" x={k * 400} capacity=15000 grade=ST' for k in range(3)),
+            "line 2: A layout may have at most 20000 places",
+        ),
+        (
+            "\n".join(f'standing "P{k}" x={k * 400} capacity=1 grade=ST' for k in range(201)),
+            "line 201: A layout may have at most 200 sections.",
+        ),
         ('section "A\nrow A seats 1-2 grade=R', "line 1:"),
     ],
 )

@@ -73,10 +73,35 @@ def test_refund_page_needs_staff(client, fake_iamport, alice, performance):
     assert Payment.objects.get(pk=payment.pk).refunded_amount == 0
 
 
-def test_the_refund_form_starts_with_cancelling_ticked(staff, fake_iamport, alice, performance):
+def test_the_refund_form_does_not_assume_cancelling(staff, fake_iamport, alice, performance):
+    # A partial refund sent as it stands must not cancel a ticket (a goodwill refund keeps it).
     _, payment = paid_booking(fake_iamport, alice, performance, A1)
     page = staff.get(reverse("admin:payments_payment_refund", args=[payment.pk])).content.decode()
-    assert re.search(r'name="cancel_booking"[^>]*checked', page)
+    assert 'name="cancel_booking"' in page and not re.search(r'name="cancel_booking"[^>]*checked', page)
+
+
+def test_a_second_payment_of_a_booking_is_refunded_in_full_and_the_booking_stays(
+    staff, fake_iamport, alice, performance
+):
+    from payments.tests.test_flow import checkout, start
+    from reservations.tests.factories import hold
+
+    reservation = hold(alice, performance, A1)
+    first, second = start(reservation), start(reservation)  # two tabs
+    services.payment_sync(imp_uid=checkout(fake_iamport, first)["imp_uid"], source="callback")
+    second_uid = checkout(fake_iamport, second)["imp_uid"]
+    fake_iamport.add_fault(status=500, count=1, match="/payments/cancel")  # its automatic refund does not get through
+    services.payment_sync(imp_uid=second_uid, source="callback")
+    second.refresh_from_db()
+    assert second.status == "paid" and second.needs_refund
+    page = refund(staff, second, amount=second.amount, reason="paid twice", cancel_booking="on").content.decode()
+    assert "This payment is money to send back, not what pays for the booking" in page
+    refund(staff, second, amount=second.amount, reason="paid twice")  # in full, keeping the booking: allowed here
+    second.refresh_from_db()
+    reservation.refresh_from_db()
+    assert second.refunded_amount == second.amount and reservation.status == "confirmed"
+    first.refresh_from_db()
+    assert first.status == "paid" and first.refunded_amount == 0
 
 
 def test_a_full_refund_that_keeps_the_booking_is_refused(staff, fake_iamport, alice, performance):
@@ -138,3 +163,49 @@ def test_a_booking_refunded_in_full_can_be_cancelled(staff, fake_iamport, alice,
     assert InventoryItem.objects.get(reservation=None, seat__label=A1, performance=performance).status == "available"
     sent = Notification.objects.get(reservation=stuck, kind="booking_cancelled")
     assert sent.context["refund"] == payment.amount
+
+
+def test_a_refund_form_whose_attempt_was_not_sent_may_be_sent_again(staff, fake_iamport, alice, performance):
+    _, payment = paid_booking(fake_iamport, alice, performance, A1)
+    fake_iamport.add_fault(status=500, count=1, match="/payments/cancel")  # I'mport down for this attempt
+    with pytest.raises(services.RefundNotSent):
+        services.payment_refund(payment=payment, amount=10000, reason="first", token="form-1")
+    # F5 or a second click sends the same form: it is a new attempt, not "already asked".
+    services.payment_refund(payment=payment, amount=10000, reason="again", token="form-1")
+    payment.refresh_from_db()
+    assert payment.refunded_amount == 10000
+    assert services.get_gateway().find(imp_uid=payment.imp_uid).cancel_amount == 10000
+    with pytest.raises(services.RefundAlreadyAsked):  # and once it went through, the same form is refused
+        services.payment_refund(payment=payment, amount=10000, reason="third", token="form-1")
+
+
+def test_a_partial_refund_whose_answer_was_lost_is_recorded_by_the_next_one(
+    staff, fake_iamport, alice, performance, settings
+):
+    import time
+
+    _, payment = paid_booking(fake_iamport, alice, performance, A1)
+    settings.IAMPORT_READ_TIMEOUT = 0.3
+    fake_iamport.set_stall(1, count=1, match="/payments/cancel")  # refunds, but answers too late
+    with pytest.raises(services.RefundNotSent):
+        services.payment_refund(payment=payment, amount=10000, reason="lost answer", token="form-1")
+    time.sleep(0.9)  # the refund goes through at I'mport meanwhile
+    payment.refresh_from_db()
+    assert payment.refunded_amount == 0  # not known here yet
+    with pytest.raises(services.PaymentError, match="That refund is now recorded, and this one was not sent"):
+        services.payment_refund(payment=payment, amount=5000, reason="next", token="form-2")
+    payment.refresh_from_db()
+    assert payment.refunded_amount == 10000 and payment.status == "paid"
+    services.payment_refund(payment=payment, amount=5000, reason="next, again", token="form-3")
+    payment.refresh_from_db()
+    assert payment.refunded_amount == 15000
+    assert services.get_gateway().find(imp_uid=payment.imp_uid).cancel_amount == 15000
+
+
+def test_checking_with_iamport_records_a_partial_refund_made_there(fake_iamport, alice, performance):
+    _, payment = paid_booking(fake_iamport, alice, performance, A1)
+    services.get_gateway().cancel(imp_uid=payment.imp_uid, reason="console", amount=7000, checksum=payment.amount)
+    result = services.payment_sync(imp_uid=payment.imp_uid, source="reconcile")
+    payment.refresh_from_db()
+    assert result.outcome == "refunded" and payment.refunded_amount == 7000 and payment.status == "paid"
+    assert payment.reservation.status == "confirmed"

@@ -69,6 +69,6 @@ def test_two_partial_refunds_at_once_send_one_and_say_why_not_the_other(fake_iam
     finally:
         fake_iamport.set_stall(0)
     (refused,) = [r for r in results if isinstance(r, services.PaymentError)]
-    assert "Another refund of this payment was made at the same moment" in refused.message
+    assert "I'mport had already refunded more of this payment than was recorded here" in refused.message
     assert services.get_gateway().find(imp_uid=payment.imp_uid).cancel_amount == 10000
     assert Payment.objects.get(pk=payment.pk).refunded_amount == 10000
