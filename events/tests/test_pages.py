@@ -326,6 +326,8 @@ def test_the_seat_map_counts_the_tickets_the_customer_already_has(client, alice,
     page = client.get(url).content.decode()
     assert 'data-limit="0"' in page
     assert "You already have the most tickets one customer can book for this performance (4)." in page
+    assert "You already have as many tickets as one customer may book." in page  # said when a seat is tapped
+    assert "at most 0" not in page
     # Someone else's tickets are theirs: another customer may choose four.
     client.force_login(UserFactory())
     assert 'data-limit="4"' in client.get(url).content.decode()
