@@ -501,7 +501,11 @@ class PerformanceAdmin(admin.ModelAdmin):
         booked = set(Reservation.objects.filter(performance__in=objs).values_list("performance", flat=True).distinct())
         on_sale = (Performance.Status.ON_SALE, Performance.Status.SOLD_OUT)
         protected = [
-            _("%(performance)s has bookings, so it is cancelled, not deleted.") % {"performance": performance}
+            _(
+                "%(performance)s: it has bookings, and a performance with bookings is not deleted. To call it off, "
+                "use “Cancel and refund every booking” on the list of performances."
+            )
+            % {"performance": performance}
             for performance in objs
             if performance.pk in booked
         ] + [

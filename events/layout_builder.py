@@ -194,6 +194,7 @@ def parse_layout_spec(spec: str) -> LayoutPlan:
     current: SectionPlan | None = None
 
     places = 0  # seats and standing places so far: a description is refused before it builds too many
+    skipping_rows = False  # after a section line refused: its rows are not another section's
     for line_no, raw in enumerate(spec.splitlines(), start=1):
         line = raw.split("#", 1)[0].strip()
         if not line:
@@ -250,6 +251,8 @@ def parse_layout_spec(spec: str) -> LayoutPlan:
                     )
                 )
                 current = None
+            elif keyword in ("rows", "row") and skipping_rows:
+                continue  # the section line says what is wrong
             elif keyword in ("rows", "row"):
                 if current is None:
                     raise ValueError(_("rows must follow a section line."))
@@ -290,6 +293,11 @@ def parse_layout_spec(spec: str) -> LayoutPlan:
             errors.append(_("line %(n)d: %(msg)s") % {"n": line_no, "msg": exc})
             if keyword in ("rows", "row") and current is not None:
                 current.has_faulty_rows = True
+            if keyword in ("section", "standing"):
+                current, skipping_rows = None, True
+        else:
+            if keyword in ("section", "standing"):
+                skipping_rows = False
 
     for section in sections:
         if section.kind == "seated" and not section.rows and not section.has_faulty_rows:

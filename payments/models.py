@@ -22,10 +22,6 @@ def new_merchant_uid() -> str:
     return f"tkt_{timezone.now():%y%m%d}_{secrets.token_hex(8)}"
 
 
-# The failure reason of an attempt the customer never paid (reconciliation writes it).
-ABANDONED = "abandoned"
-
-
 class Payment(models.Model):
     class Method(models.TextChoices):
         CARD = "card", _("Credit or debit card")
@@ -86,10 +82,9 @@ class Payment(models.Model):
     @property
     def concerns_customer(self) -> bool:
         """Whether the customer's booking page lists it: not a payment window opened and
-        left (nothing was charged), which would read as money still owed."""
-        if self.status == self.Status.PREPARED:
-            return False
-        return not (self.status == self.Status.FAILED and self.failure_reason.startswith(ABANDONED))
+        left or closed, nor one that failed (nothing was charged, and the customer was
+        told at the time); listed, they would read as money still owed."""
+        return self.status not in (self.Status.PREPARED, self.Status.FAILED)
 
     @property
     def refundable_amount(self) -> int:

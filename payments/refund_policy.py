@@ -60,10 +60,16 @@ class RefundQuote:
     cancellation_fee: int
     ticket_refund: int
     fee_refund: int
+    # Refunded already (by staff, without cancelling): cancelling sends the rest, never
+    # more than is left of the payment.
+    already_refunded: int = 0
+    left_to_refund: int | None = None
 
     @property
     def total_refund(self) -> int:
-        return self.ticket_refund + self.fee_refund
+        """What cancelling now sends back."""
+        by_policy = self.ticket_refund + self.fee_refund
+        return by_policy if self.left_to_refund is None else min(by_policy, self.left_to_refund)
 
 
 def cancellation_deadline(policy: Policy, starts_at: dt.datetime) -> dt.datetime:

@@ -12,6 +12,7 @@ reconciliation instead of losing the customer's money.
 """
 
 import contextlib
+import dataclasses
 import datetime as dt
 import logging
 from dataclasses import dataclass
@@ -31,7 +32,7 @@ from ticketing.celery import enqueue
 from ticketing.formatting import krw
 
 from .gateway import GatewayError, GatewayPayment, GatewayUnavailable, PaymentNotFound, get_gateway
-from .models import ABANDONED, Payment, PaymentEvent, RefundPolicy
+from .models import Payment, PaymentEvent, RefundPolicy
 from .refund_policy import KOREAN_STANDARD, Policy, RefundQuote, refund_quote
 
 logger = logging.getLogger(__name__)
@@ -448,7 +449,7 @@ def refund_preview(*, reservation: Reservation, now: dt.datetime | None = None) 
         )
     payment = reservation.payments.filter(status=Payment.Status.PAID).first()
     policy = Policy.from_dict(payment.refund_policy) if payment else policy_for_event(reservation.performance.event)
-    return refund_quote(
+    quote = refund_quote(
         policy=policy,
         ticket_prices=[line.price for line in reservation.lines.all()],
         booking_fee=reservation.fee_amount,
@@ -456,6 +457,12 @@ def refund_preview(*, reservation: Reservation, now: dt.datetime | None = None) 
         starts_at=reservation.performance.starts_at,
         now=now or timezone.now(),
     )
+    if payment is not None and payment.refunded_amount:
+        # Shown as sent: booking_cancel refunds at most what is left of the payment.
+        quote = dataclasses.replace(
+            quote, already_refunded=payment.refunded_amount, left_to_refund=payment.refundable_amount
+        )
+    return quote
 
 
 def payment_refund(
@@ -923,7 +930,7 @@ def payments_reconcile(*, older_than: dt.timedelta = dt.timedelta(minutes=2), no
         except PaymentNotFound:
             if payment.reservation.is_expired(now) and payment.status == Payment.Status.PREPARED:
                 Payment.objects.filter(pk=payment.pk, status=Payment.Status.PREPARED).update(
-                    status=Payment.Status.FAILED, failure_reason=f"{ABANDONED}: never paid"
+                    status=Payment.Status.FAILED, failure_reason="abandoned: never paid"
                 )
             continue
         except GatewayError as exc:

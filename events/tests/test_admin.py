@@ -905,7 +905,7 @@ def test_a_performance_with_bookings_or_on_sale_is_not_deleted(staff_client, per
     Performance.objects.filter(pk=performance.pk).update(status="closed")
     url = reverse("admin:events_performance_delete", args=[performance.pk])
     page = staff_client.get(url).content.decode()
-    assert "has bookings, so it is cancelled, not deleted." in page
+    assert "it has bookings, and a performance with bookings is not deleted. To call it off" in page
     staff_client.post(url, {"post": "yes"})
     assert Performance.objects.filter(pk=performance.pk).exists()
     on_sale = PerformanceFactory(event=performance.event, layout=performance.layout, status="on_sale")

@@ -162,3 +162,10 @@ def test_demo_hall_is_a_realistic_two_thousand_seat_hall():
     assert plan.standing_capacity == 300
     assert len([s for s in plan.sections if s.kind == "seated"]) == 9
     assert {seat.grade_code for s in plan.sections for seat in s.seats} == {"VIP", "R", "S", "A"}
+
+
+def test_the_rows_of_a_refused_section_are_not_taken_for_the_section_before():
+    spec = 'section "A"\nrow A seats 1-3 grade=R\nsection "' + "가" * 41 + '"\nrow A seats 1-3 grade=R'
+    with pytest.raises(LayoutSpecError) as excinfo:
+        parse_layout_spec(spec)
+    assert excinfo.value.errors == ["line 3: A name may be at most 40 characters long."]

@@ -2,6 +2,7 @@
 and the fake I'mport server over HTTP."""
 
 import datetime as dt
+import re
 
 import pytest
 import requests
@@ -499,13 +500,19 @@ def test_the_pay_address_opened_directly_goes_to_the_booking(client, fake_iampor
 
 def test_a_payment_window_left_without_paying_is_not_listed_as_owed(client, fake_iamport, alice, performance):
     reservation = hold(alice, performance, A1)
-    start(reservation)  # opened and closed: nothing charged
+    start(reservation)  # opened and left: nothing charged
+    closed = start(reservation)
+    rsp = checkout(fake_iamport, closed, outcome="abandon")  # closed with the window's own button
+    services.payment_window_failed(payment=closed, error_msg=rsp.get("error_msg", "closed"))
+    closed.refresh_from_db()
+    assert closed.status == "failed"
     paid = start(reservation)
     services.payment_sync(imp_uid=checkout(fake_iamport, paid)["imp_uid"], source="callback")
     client.force_login(alice)
     page = client.get(reservation.get_absolute_url()).content.decode()
     listed = page.split('id="payments-title"')[1].split("</section>")[0]
     assert listed.count("<li>") == 1 and "Paid" in listed and "Waiting for payment" not in listed
+    assert "Failed" not in listed
 
 
 def test_mobile_redirect_confirms_for_the_owner_only(client, fake_iamport, alice, performance):
@@ -756,3 +763,17 @@ def test_a_booking_says_until_when_it_can_be_cancelled(client, fake_iamport, ali
     page = client.get(reservation.get_absolute_url()).content.decode()
     deadline = cancellation_deadline(Policy.from_dict(payment.refund_policy), performance.starts_at)
     assert f"Cancellation deadline: {timezone.localtime(deadline):%Y.%m.%d}" in page
+
+
+def test_cancelling_after_a_partial_staff_refund_shows_and_sends_what_is_left(client, fake_iamport, alice, performance):
+    reservation, payment = paid_booking(fake_iamport, alice, performance, A1)
+    services.payment_refund(payment=payment, amount=10000, reason="goodwill")
+    client.force_login(alice)
+    page = client.get(reverse("payments:cancel", args=[reservation.code])).content.decode()
+    left = payment.amount - 10000
+    assert "Refunded already" in page and f"Cancel and refund ₩{left:,}" in page
+    token = re.search(r'name="token" value="([^"]+)"', page).group(1)
+    response = client.post(reverse("payments:cancel", args=[reservation.code]), {"token": token}, follow=True)
+    assert f"Your booking is cancelled. ₩{left:,} will be refunded." in response.content.decode()
+    payment.refresh_from_db()
+    assert payment.refunded_amount == payment.amount and payment.status == "cancelled"
