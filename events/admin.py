@@ -499,20 +499,11 @@ class PerformanceAdmin(admin.ModelAdmin):
         cannot go. Deleting itself is services.performance_delete."""
         objs = list(objs)
         booked = set(Reservation.objects.filter(performance__in=objs).values_list("performance", flat=True).distinct())
-        on_sale = (Performance.Status.ON_SALE, Performance.Status.SOLD_OUT)
-        protected = [
-            _(
-                "%(performance)s: it has bookings, and a performance with bookings is not deleted. To call it off, "
-                "use “Cancel and refund every booking” on the list of performances."
-            )
-            % {"performance": performance}
+        reasons = (
+            services.performance_undeletable_reason(performance, has_bookings=performance.pk in booked)
             for performance in objs
-            if performance.pk in booked
-        ] + [
-            _("%(performance)s is on sale: close its sales first.") % {"performance": performance}
-            for performance in objs
-            if performance.status in on_sale and performance.pk not in booked
-        ]
+        )
+        protected = [reason for reason in reasons if reason]
         places = InventoryItem.objects.filter(performance__in=objs).count()
         to_delete = [str(performance) for performance in objs]
         count = {Performance._meta.verbose_name_plural: len(objs), InventoryItem._meta.verbose_name_plural: places}
@@ -798,7 +789,8 @@ class PerformanceAdmin(admin.ModelAdmin):
                     messages.SUCCESS,
                 )
                 # The window moves with the date: one close to now may have closed already.
-                closed = [new for new in created if new.sales_close_at <= timezone.now()]
+                now = timezone.now()
+                closed = [new for new in created if new.sales_close_at <= now]
                 if closed:
                     self.message_user(
                         request,

@@ -118,18 +118,28 @@ def performance_duplicate(*, performance: Performance, starts_at: dt.datetime) -
     )
 
 
+def performance_undeletable_reason(performance: Performance, *, has_bookings: bool) -> str:
+    """Why `performance` cannot be deleted, or "". One that has had any reservation (even
+    a hold let go) is history: it is cancelled, never deleted; one on sale must be closed
+    first, so that no hold starts meanwhile."""
+    if has_bookings:
+        return _(
+            "%(performance)s: it has bookings, and a performance with bookings is not deleted. To call it off, "
+            "use “Cancel and refund every booking” on the list of performances."
+        ) % {"performance": performance}
+    if performance.status in (Performance.Status.ON_SALE, Performance.Status.SOLD_OUT):
+        return _("%(performance)s is on sale: close its sales first.") % {"performance": performance}
+    return ""
+
+
 @transaction.atomic
 def performance_delete(*, performance: Performance) -> None:
-    """Delete a performance entered by mistake, with its places. One that has had any
-    reservation (even a hold let go) is history: it is cancelled, never deleted, and so
-    is one on sale (close its sales first, so no hold starts meanwhile)."""
+    """Delete a performance entered by mistake, with its places, unless
+    performance_undeletable_reason says why not (ValidationError)."""
     locked = Performance.objects.select_for_update().get(pk=performance.pk)
-    if locked.status in (Performance.Status.ON_SALE, Performance.Status.SOLD_OUT):
-        raise ValidationError(_("%(performance)s is on sale: close its sales first.") % {"performance": locked})
-    if locked.reservations.exists():
-        raise ValidationError(
-            _("%(performance)s has bookings, so it is cancelled, not deleted.") % {"performance": locked}
-        )
+    reason = performance_undeletable_reason(locked, has_bookings=locked.reservations.exists())
+    if reason:
+        raise ValidationError(reason)
     locked.delete()  # its places go with it
 
 

@@ -223,7 +223,9 @@ def render_performance_page(
             now=timezone.now(),
             excluding=change.pk if change else None,
         )
-        best_form.fields["quantity"].widget.attrs["max"] = max(limit - owned, 1)
+    remaining = max(limit - owned, 0)
+    if can_book:
+        best_form.fields["quantity"].widget.attrs["max"] = max(remaining, 1)
     response = render(
         request,
         "events/performance_detail.html",
@@ -245,7 +247,7 @@ def render_performance_page(
             "has_seats": bool(seat_map.seats),
             "grade_prices": grades,
             "owned": owned,
-            "remaining": max(limit - owned, 0),
+            "remaining": remaining,
         },
         status=status,
     )

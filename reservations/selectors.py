@@ -63,11 +63,18 @@ def for_booking_rows(reservations, now) -> bool:
     return held
 
 
+def _released_for_seat_change(reservation):
+    return ReservationTransition.objects.filter(
+        reservation=reservation, to_status=Reservation.Status.RELEASED, reason=SEATS_CHANGED
+    )
+
+
 def replaced_by_seat_change():
     """True for a hold released because its customer changed seats (a new hold took
     its place): not a booking of its own to the customer."""
-    return Exists(
-        ReservationTransition.objects.filter(
-            reservation=OuterRef("pk"), to_status=Reservation.Status.RELEASED, reason=SEATS_CHANGED
-        )
-    )
+    return Exists(_released_for_seat_change(OuterRef("pk")))
+
+
+def is_replaced_by_seat_change(reservation: Reservation) -> bool:
+    """replaced_by_seat_change for one reservation."""
+    return _released_for_seat_change(reservation).exists()

@@ -24,9 +24,10 @@ from payments.services import hold_release, policy_for_event, refund_preview
 
 from . import services, waiting_room
 from .forms import BestAvailableForm, HoldForm, asks_for_places
-from .models import SEATS_CHANGED, Reservation
+from .models import Reservation
 from .selectors import (
     for_booking_rows,
+    is_replaced_by_seat_change,
     own_reservation,
     replaced_by_seat_change,
     taken_place_ids,
@@ -172,7 +173,7 @@ def detail(request, code):
     # then the account is shown, with its deadline (an account left open on a booking
     # let go or paid another way is being withdrawn, and is not shown).
     can_pay = counting_down = live and awaiting is None
-    replaced = status == Reservation.Status.RELEASED and reservation.transitions.filter(reason=SEATS_CHANGED).exists()
+    replaced = status == Reservation.Status.RELEASED and is_replaced_by_seat_change(reservation)
     policy = policy_for_event(reservation.performance.event) if can_pay else None  # shown before paying
     refund = refund_preview(reservation=reservation, now=now) if status == "confirmed" else None
     frozen = next((Policy.from_dict(p.refund_policy) for p in payments if p.status == Payment.Status.PAID), None)

@@ -28,15 +28,18 @@
     return title ? title.textContent.split(" · ")[0] : "";
   };
 
+  // Places asked for in each standing zone: the count, the price, and the zones with any.
   function standingCount() {
-    var total = 0, price = 0;
+    var total = 0, price = 0, zones = [];
     form.querySelectorAll("input[data-zone-grade]").forEach(function (input) {
       var q = Math.max(0, parseInt(input.value, 10) || 0);
-      total += q;
+      if (!q) return;
       var grade = grades[input.dataset.zoneGrade];
+      total += q;
       if (grade) price += q * grade.price;
+      zones.push({ name: input.dataset.zoneName, count: q, grade: grade });
     });
-    return { count: total, price: price };
+    return { count: total, price: price, zones: zones };
   }
 
   function selectedSeats() {
@@ -64,12 +67,10 @@
     });
     var standing = standingCount();
     if (list) {  // places in a zone are listed too, one line per zone
-      form.querySelectorAll("input[data-zone-grade]").forEach(function (input) {
-        var q = Math.max(0, parseInt(input.value, 10) || 0);
-        if (!q) return;
-        var grade = grades[input.dataset.zoneGrade];
+      standing.zones.forEach(function (zone) {
         var li = document.createElement("li");
-        li.textContent = input.dataset.zoneName + " × " + q + (grade ? " · " + grade.name + " " + won(grade.price * q) : "");
+        var grade = zone.grade;
+        li.textContent = zone.name + " × " + zone.count + (grade ? " · " + grade.name + " " + won(grade.price * zone.count) : "");
         list.appendChild(li);
       });
     }
