@@ -32,7 +32,7 @@ from ticketing.formatting import krw
 
 from . import services
 from .layout_builder import LayoutSpecError, parse_layout_spec
-from .models import Event, Performance, PriceGrade, Seat, SeatLayout, Section, Venue
+from .models import Discount, Event, Performance, PriceGrade, Seat, SeatLayout, Section, Venue
 from .seatmap import render_seat_map
 from .selectors import layout_plan_preview, layout_preview, seat_map, staff_place_states, staff_standing_zones
 
@@ -246,6 +246,41 @@ class PriceGradeInline(admin.TabularInline):
         return formset
 
 
+class DiscountInline(admin.TabularInline):
+    """The event's discounts (권종), which customers choose per ticket at checkout.
+    Lines already sold keep the discount's name and price they were sold at."""
+
+    model = Discount
+    fields = ["name", "percent_off", "amount_off", "grades", "per_booking", "conditions", "is_active", "position"]
+    extra = 0
+
+    def get_formset(self, request, obj=None, **kwargs):
+        formset = super().get_formset(request, obj, **kwargs)
+        grades = PriceGrade.objects.filter(event=obj) if obj is not None else PriceGrade.objects.none()
+
+        class DiscountForm(formset.form):
+            def __init__(self, *args, **kwargs):
+                super().__init__(*args, **kwargs)
+                self.fields["grades"].queryset = grades  # this event's, not every event's
+
+            def clean(self):
+                cleaned = super().clean()
+                amount = cleaned.get("amount_off")
+                chosen = cleaned.get("grades")
+                prices = [grade.price for grade in (chosen if chosen else grades)]
+                if amount and prices and amount >= min(prices):
+                    # Such a ticket would be free, and a free ticket is not a checkout choice.
+                    self.add_error(
+                        "amount_off",
+                        _("The amount off must be less than the cheapest grade it applies to (%(price)s).")
+                        % {"price": krw(min(prices))},
+                    )
+                return cleaned
+
+        formset.form = DiscountForm
+        return formset
+
+
 class PerformanceInline(admin.TabularInline):
     """Performances listed on the event; they are created on their own page, which
     also builds their inventory."""
@@ -287,7 +322,7 @@ class EventAdmin(admin.ModelAdmin):
     search_fields = ["title", "slug", "venue__name"]
     prepopulated_fields = {"slug": ["title"]}
     list_select_related = ["venue"]
-    inlines = [PriceGradeInline, PerformanceInline]
+    inlines = [PriceGradeInline, DiscountInline, PerformanceInline]
     fieldsets = [
         (None, {"fields": ["title", "slug", "category", "venue", "status"]}),
         (gettext_lazy("Information"), {"fields": ["summary", "description", "poster", "age_rating", "running_time"]}),

@@ -17,6 +17,8 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from ticketing.formatting import krw
+
 from .layout_builder import MAX_SEATS
 
 grade_code_validator = RegexValidator(r"^[A-Za-z0-9]{1,10}$", _("Use 1-10 Latin letters or digits, e.g. VIP, R, S."))
@@ -245,6 +247,98 @@ class PriceGrade(models.Model):
     @property
     def display_name(self) -> str:
         return self.name or f"{self.code}석"
+
+
+# A customer-chosen discount never makes a ticket free: a booking must leave something
+# to pay (I'mport takes no zero-won payment), and complimentary tickets are staff's to
+# give, not a checkout choice.
+DISCOUNT_MAX_PERCENT = 90
+
+
+class Discount(models.Model):
+    """A ticket type sold below its grade's price (청소년, 장애인, 조기예매 할인...),
+    chosen per ticket at checkout, as Korean sites' "가격/할인 선택" step does. Whether
+    a customer may use it is checked at the entrance: `conditions` says what to bring.
+    """
+
+    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="discounts")
+    name = models.CharField(_("name"), max_length=40, help_text=_("e.g. 청소년 할인"))
+    percent_off = models.PositiveSmallIntegerField(
+        _("percent off"),
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(DISCOUNT_MAX_PERCENT)],
+    )
+    amount_off = models.PositiveIntegerField(
+        _("amount off (KRW)"), null=True, blank=True, validators=[MinValueValidator(1)]
+    )
+    grades = models.ManyToManyField(
+        PriceGrade,
+        blank=True,
+        related_name="discounts",
+        verbose_name=_("grades"),
+        help_text=_("The grades it applies to; none for every grade."),
+    )
+    per_booking = models.PositiveSmallIntegerField(
+        _("tickets per booking"),
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text=_("At most this many tickets of one booking (e.g. 2: a disabled customer and one companion)."),
+    )
+    conditions = models.CharField(
+        _("who may use it"),
+        max_length=200,
+        blank=True,
+        help_text=_("Shown to customers, e.g. 만 13-18세, 입장 시 학생증 확인"),
+    )
+    is_active = models.BooleanField(_("offered"), default=True)
+    position = models.PositiveSmallIntegerField(_("order"), default=0)
+
+    class Meta:
+        ordering = ["event", "position", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["event", "name"],
+                name="discount_unique_name_per_event",
+                violation_error_message=_("This event already has a discount with that name."),
+            ),
+            models.CheckConstraint(
+                condition=Q(percent_off__isnull=False, amount_off__isnull=True)
+                | Q(percent_off__isnull=True, amount_off__isnull=False),
+                name="discount_percent_or_amount",
+                violation_error_message=_("Give either a percentage or an amount off, not both."),
+            ),
+            models.CheckConstraint(
+                condition=Q(percent_off__isnull=True) | Q(percent_off__gte=1, percent_off__lte=DISCOUNT_MAX_PERCENT),
+                name="discount_percent_in_range",
+                violation_error_message=_("A percentage off is between 1 and 90."),
+            ),
+            models.CheckConstraint(
+                condition=Q(amount_off__isnull=True) | Q(amount_off__gte=1),
+                name="discount_amount_positive",
+                violation_error_message=_("An amount off is at least 1 won."),
+            ),
+        ]
+        verbose_name = _("discount")
+        verbose_name_plural = _("discounts")
+
+    def __str__(self):
+        return self.name
+
+    def price_for(self, price: int) -> int:
+        """The discounted price of a ticket whose full price is `price`: never below
+        zero, and rounded down to the won (in the customer's favour)."""
+        if self.percent_off is not None:
+            return price * (100 - self.percent_off) // 100
+        return max(price - (self.amount_off or 0), 0)
+
+    @property
+    def label(self) -> str:
+        """How much off, as customers read it: "50%" or "10,000원"."""
+        if self.percent_off is not None:
+            return f"{self.percent_off}%"
+        return krw(self.amount_off or 0)
 
 
 class PerformanceQuerySet(models.QuerySet):

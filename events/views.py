@@ -68,6 +68,7 @@ def event_detail(request, slug):
             "event": event,
             "performances": selectors.event_performances(event=event),
             "grades": event.grades.all(),
+            "discounts": event.discounts.filter(is_active=True).prefetch_related("grades"),
             "policy": policy_for_event(event),
         },
     )

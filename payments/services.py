@@ -224,6 +224,17 @@ def _apply(remote: GatewayPayment, source: str) -> SyncResult:
                 # get through (I'mport down): say so again, and try the refund again.
                 return SyncResult(payment, "refund_owed", payment.failure_reason)
             return SyncResult(payment, "unchanged", _("Your booking is confirmed."))
+        if payment.amount != reservation.total_amount and reservation.status != Reservation.Status.CONFIRMED:
+            # Opened before the ticket types were changed (a window reported as failed
+            # that went through after all): the booking now costs something else.
+            return _owe_refund(
+                payment,
+                remote,
+                _(
+                    "The price of this booking changed after this payment was started, "
+                    "so it is being refunded in full. Please pay the new total."
+                ),
+            )
         payment.imp_uid = remote.imp_uid
         payment.status = Payment.Status.PAID
         payment.paid_at = remote.paid_at or timezone.now()

@@ -20,7 +20,7 @@ from .models import InventoryItem, Reservation, ReservationLine, ReservationTran
 
 class ReservationLineInline(ReadOnlyTabularInline):
     model = ReservationLine
-    fields = ["label", "grade_name", "price"]
+    fields = ["label", "grade_name", "discount_name", "list_price", "price"]
 
 
 class ReservationTransitionInline(ReadOnlyTabularInline):

@@ -4,6 +4,7 @@ from django.core.validators import MaxValueValidator
 from django.utils.translation import gettext_lazy as _
 
 from events.models import Performance, PriceGrade
+from ticketing.formatting import krw
 
 from .services import Selection
 
@@ -118,3 +119,42 @@ class BestAvailableForm(forms.Form):
             MaxValueValidator(limit, _("You can choose at most %(limit_value)s seats."))
         )
         self.fields["quantity"].widget.attrs.update({"min": 1, "max": limit})
+
+
+class DiscountForm(forms.Form):
+    """One choice per ticket of a hold: its full price, or a discount it may be sold at.
+
+    `options` is services.discount_options: the discounts each line may have, with the
+    price each gives. A value not among a line's choices (a tampered form, a discount
+    withdrawn since the page was drawn) is a field error; the service checks the rest
+    (how many of a discount one booking may have) under the hold's lock.
+    """
+
+    def __init__(self, *args, lines, options: dict[int, list], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.lines = lines
+        # Every discount some ticket may have, once each, for the rules shown beside.
+        self.offered = list(
+            {discount.pk: discount for found in options.values() for discount, _price in found}.values()
+        )
+        for line in lines:
+            full = _("Full price · %(price)s") % {"price": krw(line.list_price)}
+            choices = [("", full)] + [
+                (str(discount.pk), f"{discount.name} ({discount.label}) · {krw(price)}")
+                for discount, price in options[line.pk]
+            ]
+            self.fields[self.field_name(line)] = forms.ChoiceField(
+                label=line.label, choices=choices, required=False, initial=str(line.discount_id or "")
+            )
+
+    @staticmethod
+    def field_name(line) -> str:
+        return f"discount-{line.pk}"
+
+    def rows(self):
+        """(line, bound field) for the template, in the hold's order."""
+        return [(line, self[self.field_name(line)]) for line in self.lines]
+
+    def choices(self) -> dict[int, int | None]:
+        """What services.reservation_choose_discounts takes, once the form is valid."""
+        return {line.pk: parse_id(self.cleaned_data[self.field_name(line)]) for line in self.lines}

@@ -196,7 +196,19 @@ class ReservationLine(models.Model):
     label = models.CharField(_("place"), max_length=120)
     grade_code = models.CharField(_("grade"), max_length=10)
     grade_name = models.CharField(_("grade name"), max_length=40)
+    # What the customer pays for the place: the grade's price at hold time (list_price),
+    # less the discount chosen at checkout, if any.
     price = models.PositiveIntegerField(_("price (KRW)"))
+    list_price = models.PositiveIntegerField(_("full price (KRW)"))
+    discount = models.ForeignKey(
+        "events.Discount",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("discount"),
+    )
+    discount_name = models.CharField(_("discount name"), max_length=40, blank=True)
 
     class Meta:
         ordering = ["id"]

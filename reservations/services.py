@@ -27,7 +27,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop, ngettext
 
 from events.layout_builder import SEAT_PITCH
-from events.models import Performance, PriceGrade, Seat, Section
+from events.models import Discount, Performance, PriceGrade, Seat, Section
 from notifications.models import Notification
 from notifications.services import notification_queue
 from ticketing import compiled
@@ -528,7 +528,12 @@ def _line(item_id: int, label: str, grade_code: str, grade_name: str, price: int
     """A line of the receipt, unsaved: the place and its grade and price at hold time."""
     grade = PriceGrade(code=grade_code, name=grade_name)
     return ReservationLine(
-        item_id=item_id, label=label, grade_code=grade_code, grade_name=grade.display_name, price=price
+        item_id=item_id,
+        label=label,
+        grade_code=grade_code,
+        grade_name=grade.display_name,
+        price=price,
+        list_price=price,
     )
 
 
@@ -711,6 +716,91 @@ def reservation_resume_hold(*, reservation: Reservation, reason: str = "", now=N
     reservation = _locked(reservation)
     if reservation.status == Status.PENDING_PAYMENT and not reservation.is_expired(now):
         _transition(reservation, Status.HELD, reason=reason, now=now)
+    return reservation
+
+
+# --- Discounts ----------------------------------------------------------------
+
+
+def discount_options(reservation: Reservation, lines: list[ReservationLine]) -> dict[int, list]:
+    """For each line's id, the event's discounts its ticket may be sold at, with the
+    price each gives: offered, for the line's grade, and leaving something to pay."""
+    grade_of = dict(
+        InventoryItem.objects.filter(pk__in=[line.item_id for line in lines]).values_list("pk", "price_grade_id")
+    )
+    discounts = list(
+        Discount.objects.filter(event=reservation.performance.event_id, is_active=True).prefetch_related("grades")
+    )
+    options = {}
+    for line in lines:
+        options[line.pk] = [
+            (discount, discount.price_for(line.list_price))
+            for discount in discounts
+            if _discount_fits(discount, grade_of[line.item_id], line.list_price)
+        ]
+    return options
+
+
+def _discount_fits(discount: Discount, grade_id: int, list_price: int) -> bool:
+    grades = {grade.pk for grade in discount.grades.all()}
+    return (not grades or grade_id in grades) and discount.price_for(list_price) > 0
+
+
+@transaction.atomic
+def reservation_choose_discounts(
+    *, reservation: Reservation, choices: dict[int, int | None], now: dt.datetime | None = None
+) -> Reservation:
+    """Price each ticket of a hold at its full price (None) or at a discount (its id),
+    `choices` naming every line of the hold by id; or ReservationError, changing nothing.
+
+    Only before a payment is started: a payment registers the total with I'mport, so
+    the price is fixed while one may be under way (a window that fails or is closed
+    puts the hold back to held, and the choice can be made again).
+    """
+    now = now or timezone.now()
+    reservation = _locked(reservation)
+    if reservation.status == Status.PENDING_PAYMENT and not reservation.is_expired(now):
+        raise ReservationError(
+            _("A payment has been started for this booking, so its ticket types cannot be changed now.")
+        )
+    if reservation.status not in Reservation.LIVE_HOLD_STATUSES or reservation.is_expired(now):
+        if reservation.status == Status.CONFIRMED:
+            raise ReservationError(_("This booking is paid: its ticket types can no longer be changed."))
+        raise ReservationError(_("Your hold has ended, so there is nothing to change. Choose seats again."))
+    lines = list(reservation.lines.all())
+    if set(choices) != {line.pk for line in lines}:
+        raise ReservationError(_("This form is out of date. Please reload the page and choose again."))
+    options = discount_options(reservation, lines)
+    used: dict[int, int] = {}
+    for line in lines:
+        chosen = choices[line.pk]
+        if chosen is None:
+            line.discount, line.discount_name, line.price = None, "", line.list_price
+            continue
+        offered = {discount.pk: (discount, price) for discount, price in options[line.pk]}
+        if chosen not in offered:
+            raise ReservationError(
+                _("That discount is not offered for %(place)s. Please choose again.") % {"place": line.label}
+            )
+        discount, price = offered[chosen]
+        used[discount.pk] = used.get(discount.pk, 0) + 1
+        if discount.per_booking is not None and used[discount.pk] > discount.per_booking:
+            raise ReservationError(
+                ngettext(
+                    "%(discount)s is for at most %(count)d ticket per booking.",
+                    "%(discount)s is for at most %(count)d tickets per booking.",
+                    discount.per_booking,
+                )
+                % {"discount": discount.name, "count": discount.per_booking}
+            )
+        line.discount, line.discount_name, line.price = discount, discount.name, price
+    ReservationLine.objects.bulk_update(lines, ["discount", "discount_name", "price"])
+    # The booking fee is per ticket, whatever the ticket's price.
+    reservation.ticket_amount = sum(line.price for line in lines)
+    reservation.total_amount = reservation.ticket_amount + reservation.fee_amount
+    Reservation.objects.filter(pk=reservation.pk).update(
+        ticket_amount=reservation.ticket_amount, total_amount=reservation.total_amount, updated_at=now
+    )
     return reservation
 
 

@@ -9,4 +9,5 @@ urlpatterns = [
     path("my/bookings/", views.booking_list, name="list"),
     path("my/bookings/<str:code>/", views.detail, name="detail"),
     path("my/bookings/<str:code>/release/", views.release, name="release"),
+    path("my/bookings/<str:code>/discounts/", views.discounts, name="discounts"),
 ]

@@ -12,7 +12,7 @@ from django.utils.translation import gettext_noop
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST, require_safe
 
-from events.models import Section
+from events.models import Discount, Section
 from events.selectors import published_performance
 from events.views import render_performance_page
 
@@ -21,9 +21,10 @@ from payments.forms import PayForm
 from payments.models import Payment
 from payments.refund_policy import Policy, cancellation_deadline, refund_quote
 from payments.services import hold_release, policy_for_event, refund_preview
+from ticketing.formatting import krw
 
 from . import services, waiting_room
-from .forms import BestAvailableForm, HoldForm, asks_for_places
+from .forms import BestAvailableForm, DiscountForm, HoldForm, asks_for_places
 from .models import Reservation
 from .selectors import (
     for_booking_rows,
@@ -155,12 +156,18 @@ def _asks_for_standing(data) -> bool:
 @never_cache  # a hold's countdown and pay button: Back must not show a copy of a booking let go
 def detail(request, code):
     """The checkout page while held (countdown, price breakdown), the booking after."""
-    reservation = own_reservation(user=request.user, code=code)
+    return _render_detail(request, own_reservation(user=request.user, code=code))
+
+
+def _render_detail(request, reservation: Reservation, *, discount_form: DiscountForm | None = None, http_status=200):
     prefetch_related_objects([reservation], "lines")  # read here and by the refund preview
     lines = list(reservation.lines.all())
-    breakdown: dict[str, dict] = {}
+    breakdown: dict[tuple, dict] = {}
     for line in lines:
-        row = breakdown.setdefault(line.grade_code, {"name": line.grade_name, "price": line.price, "count": 0})
+        row = breakdown.setdefault(
+            (line.grade_code, line.discount_name, line.price),
+            {"name": line.grade_name, "discount": line.discount_name, "price": line.price, "count": 0},
+        )
         row["count"] += 1
     for row in breakdown.values():
         row["subtotal"] = row["price"] * row["count"]
@@ -175,6 +182,9 @@ def detail(request, code):
     can_pay = counting_down = live and awaiting is None
     replaced = status == Reservation.Status.RELEASED and is_replaced_by_seat_change(reservation)
     policy = policy_for_event(reservation.performance.event) if can_pay else None  # shown before paying
+    if discount_form is None and can_pay and status == Reservation.Status.HELD:
+        # Ticket types are chosen before paying, as on Korean sites' "가격/할인 선택".
+        discount_form = _discount_form(reservation, lines)
     refund = refund_preview(reservation=reservation, now=now) if status == "confirmed" else None
     frozen = next((Policy.from_dict(p.refund_policy) for p in payments if p.status == Payment.Status.PAID), None)
     deadline_policy = policy or frozen
@@ -218,8 +228,46 @@ def detail(request, code):
             "replaced": replaced,
             "seconds_left": reservation.seconds_left(now),
             "fee_per_ticket": reservation.fee_amount // len(lines) if lines else 0,
+            "discount_form": discount_form,
+            "discounts_offered": discount_form.offered if discount_form else [],
+            # Who may use each discount is checked at the door: said on the booking.
+            "discount_conditions": _discount_conditions(lines) if status == "confirmed" else [],
         },
+        status=http_status,
     )
+
+
+def _discount_form(reservation: Reservation, lines, data=None) -> DiscountForm | None:
+    """The ticket types form, if any ticket of the hold may be sold at a discount."""
+    options = services.discount_options(reservation, lines)
+    if data is None and not any(options.values()):
+        return None
+    return DiscountForm(data, lines=lines, options=options)
+
+
+def _discount_conditions(lines) -> list:
+    ids = {line.discount_id for line in lines if line.discount_id}
+    return list(Discount.objects.filter(pk__in=ids).exclude(conditions=""))
+
+
+@login_required
+@require_POST
+def discounts(request, code):
+    """The checkout's ticket types: each ticket at its full price or a discount."""
+    reservation = own_reservation(user=request.user, code=code)
+    lines = list(reservation.lines.all())
+    form = _discount_form(reservation, lines, request.POST)
+    if form.is_valid():
+        try:
+            chosen = services.reservation_choose_discounts(reservation=reservation, choices=form.choices())
+        except services.ReservationError as exc:
+            form.add_error(None, exc.message)
+        else:
+            total = krw(chosen.total_amount)
+            messages.success(request, _("Ticket types saved. The total to pay is now %(total)s.") % {"total": total})
+            return redirect("reservations:detail", code=reservation.code)
+    reservation.refresh_from_db()
+    return _render_detail(request, reservation, discount_form=form, http_status=400)
 
 
 @login_required

@@ -538,8 +538,9 @@ def test_changing_a_performance_keeps_its_layout(staff_client, performance):
 # --- 6. events ---------------------------------------------------------------
 
 
-def _event_form(event, grades, existing=()):
-    """POST data for the event change page: `existing` grades keep their ids."""
+def _event_form(event, grades, existing=(), discounts=()):
+    """POST data for the event change page: `existing` grades keep their ids;
+    `discounts` are new discount rows (field: value, `grades` a list of ids)."""
     data = {
         "title": event.title,
         "slug": event.slug,
@@ -561,7 +562,15 @@ def _event_form(event, grades, existing=()):
         "performances-INITIAL_FORMS": 0,
         "performances-MIN_NUM_FORMS": 0,
         "performances-MAX_NUM_FORMS": 0,
+        "discounts-TOTAL_FORMS": len(discounts),
+        "discounts-INITIAL_FORMS": 0,
+        "discounts-MIN_NUM_FORMS": 0,
+        "discounts-MAX_NUM_FORMS": 1000,
     }
+    for index, row in enumerate(discounts):
+        row = {"id": "", "conditions": "", "per_booking": "", "position": 0, "is_active": "on", **row}
+        data.update({f"discounts-{index}-{key}": value for key, value in row.items()})
+        data[f"discounts-{index}-event"] = event.pk
     rows = [
         {"id": g.pk, "code": g.code, "name": g.name, "price": g.price, "colour": g.colour, "position": g.position}
         for g in existing
@@ -583,6 +592,42 @@ def test_event_inline_adds_a_price_grade(staff_client, draft_event):
     response = staff_client.post(reverse("admin:events_event_change", args=[draft_event.pk]), data)
     assert response.status_code == 302, _errors(response)
     assert dict(draft_event.grades.values_list("code", "price")) == {"R": 100000, "S": 50000}
+
+
+def test_event_inline_adds_a_discount_for_some_grades(staff_client, draft_event):
+    existing = list(draft_event.grades.all())
+    r_grade = existing[0]
+    row = {"name": "장애인 할인", "percent_off": 50, "amount_off": "", "grades": [r_grade.pk], "per_booking": 2}
+    data = _event_form(draft_event, [], existing=existing, discounts=[row])
+    response = staff_client.post(reverse("admin:events_event_change", args=[draft_event.pk]), data)
+    assert response.status_code == 302, _errors(response)
+    discount = draft_event.discounts.get()
+    assert (discount.name, discount.percent_off, discount.per_booking) == ("장애인 할인", 50, 2)
+    assert list(discount.grades.all()) == [r_grade]
+
+
+@pytest.mark.parametrize(
+    ("row", "error"),
+    [
+        ({"percent_off": 10, "amount_off": 1000}, "either a percentage or an amount off, not both"),
+        ({"percent_off": "", "amount_off": ""}, "either a percentage or an amount off, not both"),
+        ({"percent_off": 95, "amount_off": ""}, "less than or equal to 90"),
+        ({"percent_off": "", "amount_off": 100000}, "less than the cheapest grade it applies to (₩100,000)"),
+    ],
+)
+def test_event_inline_refuses_a_discount_that_cannot_be_sold(staff_client, draft_event, row, error):
+    data = _event_form(draft_event, [], existing=list(draft_event.grades.all()), discounts=[{"name": "할인", **row}])
+    response = staff_client.post(reverse("admin:events_event_change", args=[draft_event.pk]), data)
+    assert response.status_code == 200
+    assert error in _errors(response)
+    assert not draft_event.discounts.exists()
+
+
+def test_event_inline_offers_only_the_events_own_grades_for_a_discount(staff_client, draft_event):
+    EventFactory(grades=[("VIP", 1)])
+    response = staff_client.get(reverse("admin:events_event_change", args=[draft_event.pk]))
+    formset = next(f for f in response.context["inline_admin_formsets"] if f.formset.prefix == "discounts")
+    assert list(formset.formset.empty_form.fields["grades"].queryset) == list(draft_event.grades.all())
 
 
 def test_event_inline_rejects_a_negative_price(staff_client, draft_event):

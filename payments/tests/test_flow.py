@@ -777,3 +777,63 @@ def test_cancelling_after_a_partial_staff_refund_shows_and_sends_what_is_left(cl
     assert f"Your booking is cancelled. ₩{left:,} will be refunded." in response.content.decode()
     payment.refresh_from_db()
     assert payment.refunded_amount == payment.amount and payment.status == "cancelled"
+
+
+# --- Ticket types (discounts) chosen at checkout ---------------------------------
+
+
+def _half_price(performance):
+    from events.models import Discount
+
+    return Discount.objects.create(event=performance.event, name="장애인 할인", percent_off=50)
+
+
+def _choose_for_every_line(reservation, discount):
+    from reservations.services import reservation_choose_discounts
+
+    choices = {line.pk: discount.pk for line in reservation.lines.all()}
+    return reservation_choose_discounts(reservation=reservation, choices=choices)
+
+
+def test_a_discounted_booking_is_paid_and_refunded_at_its_discounted_price(fake_iamport, alice, performance):
+    reservation = hold(alice, performance, A1, A2)
+    _choose_for_every_line(reservation, _half_price(performance))
+    reservation.refresh_from_db()
+    assert reservation.total_amount == 2 * 60000 + 2 * 2000
+
+    payment = start(reservation)
+    assert payment.amount == 124000
+    result = services.payment_sync(imp_uid=checkout(fake_iamport, payment)["imp_uid"], source="callback")
+    assert result.outcome == "paid"
+
+    reservation.refresh_from_db()
+    quote = services.refund_preview(reservation=reservation)
+    assert (quote.ticket_amount, quote.cancellation_fee) == (120000, 0)  # free within 7 days of booking
+    services.booking_cancel(reservation=reservation, actor=alice)
+    payment.refresh_from_db()
+    assert payment.status == "cancelled" and payment.refunded_amount == 124000
+
+
+def test_a_payment_opened_at_the_old_price_is_refunded_when_it_goes_through_later(fake_iamport, alice, performance):
+    reservation = hold(alice, performance, A1)
+    left_open = start(reservation)  # a window left open in another tab
+    closed = start(reservation)
+    rsp = checkout(fake_iamport, closed, outcome="abandon")
+    services.payment_window_failed(payment=closed, error_msg=rsp.get("error_msg", "closed"))
+    reservation.refresh_from_db()
+    assert reservation.status == "held"
+    _choose_for_every_line(reservation, _half_price(performance))
+
+    # The customer pays in the old window after all: 122,000 for a booking now at 62,000.
+    result = services.payment_sync(imp_uid=checkout(fake_iamport, left_open)["imp_uid"], source="callback")
+
+    assert "price of this booking changed" in result.message
+    left_open.refresh_from_db()
+    reservation.refresh_from_db()
+    assert left_open.status == "cancelled" and left_open.refunded_amount == 122000
+    assert reservation.status == "held"  # still theirs to pay at the new price
+    new = start(reservation)
+    assert new.amount == 62000
+    assert services.payment_sync(imp_uid=checkout(fake_iamport, new)["imp_uid"], source="callback").outcome == "paid"
+    reservation.refresh_from_db()
+    assert reservation.status == "confirmed"

@@ -286,3 +286,30 @@ def test_tapping_a_standing_zone_asks_for_a_place_in_it(live_server, page, perfo
     page.get_by_role("button", name="Hold these seats").click()
     page.wait_for_url(re.compile(r"/my/bookings/T\w+/$"))
     assert Reservation.objects.get(user=customer).lines.count() == 2
+
+
+def test_choosing_a_ticket_type_at_checkout_changes_the_total_and_the_pay_button(live_server, page, performance):
+    from events.models import Discount
+
+    youth = Discount.objects.create(
+        event=performance.event, name="청소년 할인", percent_off=20, conditions="만 13~18세 · 학생증 확인"
+    )
+    customer = UserFactory()
+    sign_in(page, live_server, customer)
+    page.goto(live_server.url + performance.get_absolute_url())
+    for item in seat_items(performance, "1층 A구역 A열 1번", "1층 A구역 A열 2번"):
+        page.locator(f'circle[data-item="{item.pk}"]').click()
+    page.get_by_role("button", name="Hold these seats").click()
+    page.wait_for_url(re.compile(r"/my/bookings/T\w+/$"))
+    assert page.locator("#pay-button").inner_text() == "Pay ₩244,000"
+    assert "만 13~18세 · 학생증 확인" in page.locator("#discounts").inner_text()
+
+    # Choosing applies at once (no button to find): the page comes back with the new total.
+    page.get_by_label("1층 A구역 A열 2번").select_option(label="청소년 할인 (20%) · ₩96,000")
+    page.get_by_text("Ticket types saved").wait_for()
+
+    assert page.locator("#pay-button").inner_text() == "Pay ₩220,000"  # 120,000 + 96,000 + 2 × 2,000
+    assert "청소년 할인 × 1" in page.locator(".breakdown").inner_text()
+    assert page.get_by_label("1층 A구역 A열 2번").input_value() == str(youth.pk)
+    reservation = Reservation.objects.get(user=customer)
+    assert reservation.total_amount == 220000

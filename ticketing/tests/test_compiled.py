@@ -60,7 +60,15 @@ def test_several_rows_go_in_one_statement(alice, performance, django_assert_num_
     )
     items = list(InventoryItem.objects.filter(performance=performance, seat__isnull=False)[:3])
     lines = [
-        ReservationLine(reservation=reservation, item=item, label=f"seat {i}", grade_code="R", grade_name="R", price=10)
+        ReservationLine(
+            reservation=reservation,
+            item=item,
+            label=f"seat {i}",
+            grade_code="R",
+            grade_name="R",
+            price=10,
+            list_price=10,
+        )
         for i, item in enumerate(items)
     ]
 

@@ -12,7 +12,7 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.utils import timezone
 
-from events.models import Event, PriceGrade, SeatLayout, Venue
+from events.models import Discount, Event, PriceGrade, SeatLayout, Venue
 from events.services import performance_create, seat_layout_generate
 
 GRAND_HALL = """\
@@ -69,6 +69,12 @@ GRAND_GRADES = [
     ("ST", "스탠딩", 132000, "#c2410c"),
 ]
 SMALL_GRADES = [("R", "R석", 55000, "#d93a31"), ("S", "S석", 44000, "#2563eb")]
+
+# The discounts Korean halls commonly sell (name, % off, tickets per booking, who may use them).
+DISCOUNTS = [
+    ("청소년 할인", 20, None, "만 13~18세 본인 · 입장 시 학생증 또는 신분증 확인"),
+    ("장애인 할인", 50, 2, "1~3급 본인과 동반 1인 · 입장 시 복지카드 확인"),
+]
 
 # (slug, title, category, venue key, summary, running time, age rating, grades,
 #  days from today of the first performance, number of performances, sales open?)
@@ -192,6 +198,17 @@ class Command(BaseCommand):
                     event=event,
                     code=code,
                     defaults={"name": name, "price": price, "colour": colour, "position": position},
+                )
+            for position, (name, percent, per_booking, conditions) in enumerate(DISCOUNTS):
+                Discount.objects.get_or_create(
+                    event=event,
+                    name=name,
+                    defaults={
+                        "percent_off": percent,
+                        "per_booking": per_booking,
+                        "conditions": conditions,
+                        "position": position,
+                    },
                 )
             if event.performances.exists():
                 continue

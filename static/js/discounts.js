@@ -1,0 +1,13 @@
+// The checkout's ticket types apply as soon as one is chosen, so that the total and the
+// pay button never show a price other than the one the customer picked. Without
+// JavaScript the "Apply ticket types" button does the same.
+(() => {
+  const form = document.getElementById("discount-form");
+  if (!form) return;
+  form.addEventListener("change", (event) => {
+    if (event.target.tagName !== "SELECT") return;
+    const pay = document.getElementById("pay-button");
+    if (pay) pay.disabled = true; // its amount is about to change
+    form.requestSubmit();
+  });
+})();
