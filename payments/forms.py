@@ -1,15 +1,41 @@
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
+from accounts.forms import PhoneNumberField
+from accounts.models import NAME_MAX_LENGTH
+
 from .models import Payment
 
 
 class PayForm(forms.Form):
+    """Checkout's last step: who is booking (예매자 정보) and how they pay."""
+
+    booker_name = forms.CharField(
+        label=_("Booker's name"),
+        max_length=NAME_MAX_LENGTH,
+        widget=forms.TextInput(attrs={"autocomplete": "name"}),
+        error_messages={"required": _("Enter the name of the person booking.")},
+    )
+    booker_phone = PhoneNumberField(
+        label=_("Mobile phone"),
+        required=True,
+        help_text=_("We call or text this number only about this booking (a changed or cancelled performance)."),
+        error_messages={"required": _("Enter a phone number we can reach you on about this booking.")},
+    )
     method = forms.ChoiceField(label=_("Payment method"), choices=Payment.Method.choices, widget=forms.RadioSelect)
     agree = forms.BooleanField(
         label=_("I have read the cancellation and refund policy and agree to it."),
         error_messages={"required": _("Please agree to the refund policy to continue.")},
     )
+
+    @classmethod
+    def initial_for(cls, reservation, user) -> dict:
+        """Filled in from the booking (paying again) or else the customer's profile."""
+        return {
+            "method": Payment.Method.CARD,
+            "booker_name": reservation.booker_name or user.name,
+            "booker_phone": reservation.booker_phone or user.phone,
+        }
 
 
 BANKS = [

@@ -95,8 +95,11 @@ def record_webhook(*, imp_uid: str, data: dict) -> None:
 # --- Starting a payment -------------------------------------------------------
 
 
-def payment_start(*, reservation: Reservation, method: str, now: dt.datetime | None = None) -> Payment:
-    """Register the server-computed amount with I'mport and open a payment attempt."""
+def payment_start(
+    *, reservation: Reservation, method: str, booker_name: str = "", booker_phone: str = "", now=None
+) -> Payment:
+    """Register the server-computed amount with I'mport and open a payment attempt.
+    The booker's name and phone (E.164), when given, are kept on the booking."""
     now = now or timezone.now()
     if method not in Payment.Method.values:
         raise PaymentError(_("Choose a payment method."))
@@ -114,6 +117,9 @@ def payment_start(*, reservation: Reservation, method: str, now: dt.datetime | N
         raise PaymentError(exc.message) from exc
     if reservation.payments.filter(status__in=[Payment.Status.AWAITING_DEPOSIT, Payment.Status.PAID]).exists():
         raise PaymentError(_("This booking is already paid or waiting for your deposit."))
+    if booker_name or booker_phone:
+        Reservation.objects.filter(pk=reservation.pk).update(booker_name=booker_name, booker_phone=booker_phone)
+        reservation.booker_name, reservation.booker_phone = booker_name, booker_phone
     payment = Payment.objects.create(
         reservation=reservation,
         amount=reservation.total_amount,
@@ -131,7 +137,12 @@ def payment_start(*, reservation: Reservation, method: str, now: dt.datetime | N
     _log(payment, "prepared", amount=payment.amount)
     if reservation.status == Reservation.Status.HELD:
         try:
-            reservation_services.reservation_await_payment(reservation=reservation, now=now)
+            reservation_services.reservation_await_payment(reservation=reservation, amount=payment.amount, now=now)
+        except reservation_services.PriceChanged as exc:
+            # Registered at the old total: this attempt is not opened (and if it were
+            # paid anyway, payment_sync refunds a payment that does not match the total).
+            Payment.objects.filter(pk=payment.pk).update(status=Payment.Status.FAILED, failure_reason=exc.message)
+            raise PaymentError(exc.message) from exc
         except reservation_services.ReservationError as exc:
             raise PaymentError(exc.message) from exc
     return payment

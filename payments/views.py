@@ -13,8 +13,10 @@ from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from accounts.phone import phone_display
 from reservations.models import Reservation
 from reservations.selectors import own_reservation
+from reservations.views import render_checkout
 from ticketing.celery import send_now
 from ticketing.formatting import krw
 
@@ -44,10 +46,15 @@ def pay(request, code):
         return redirect(reservation.get_absolute_url())
     form = PayForm(request.POST)
     if not form.is_valid():
-        messages.error(request, " ".join(e for errors in form.errors.values() for e in errors))
-        return redirect(reservation.get_absolute_url())
+        # The checkout again, with the fields as typed and what is wrong with them.
+        return render_checkout(request, reservation, pay_form=form, http_status=400)
     try:
-        payment = services.payment_start(reservation=reservation, method=form.cleaned_data["method"])
+        payment = services.payment_start(
+            reservation=reservation,
+            method=form.cleaned_data["method"],
+            booker_name=form.cleaned_data["booker_name"],
+            booker_phone=form.cleaned_data["booker_phone"],
+        )
     except services.PaymentError as exc:
         messages.error(request, exc.message)
         return redirect(reservation.get_absolute_url())
@@ -60,8 +67,9 @@ def pay(request, code):
         "amount": payment.amount,
         "currency": payment.currency,
         "buyer_email": request.user.email,
-        "buyer_name": request.user.get_full_name(),
-        "buyer_tel": getattr(request.user, "phone", "") or "",
+        "buyer_name": reservation.booker_name,
+        # As Korean PGs expect it ("010-1234-5678"), not the stored E.164.
+        "buyer_tel": phone_display(reservation.booker_phone),
         "m_redirect_url": request.build_absolute_uri(reverse("payments:return")),
         "notice_url": settings.SITE_URL + reverse("payments:webhook"),
     }

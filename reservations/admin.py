@@ -1,4 +1,5 @@
 from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
 from django.db.models import Count
 from django.urls import reverse
 from django.utils import timezone
@@ -8,6 +9,7 @@ from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, gettext_noop, ngettext
 
+from accounts.phone import phone_display, phone_normalize
 from events.models import Performance
 from payments.services import PaymentError, booking_cancel_refunded, hold_release
 from ticketing.admin_helpers import ReadOnlyTabularInline, ServiceWrittenAdmin
@@ -100,11 +102,14 @@ class ReservationAdmin(ServiceWrittenAdmin):
         PerformanceFilter,
         ("created_at", admin.DateFieldListFilter),
     ]
-    search_fields = ["code", "user__email", "user__name", "lines__label"]
+    # A customer calling the box office gives their name or number.
+    search_fields = ["code", "user__email", "user__name", "booker_name", "booker_phone", "lines__label"]
     list_select_related = ["user", "performance__event"]
     readonly_fields = [
         "code",
         "user",
+        "booker_name",
+        "booker_phone_shown",
         "performance",
         "status_now",
         "hold_ends",
@@ -122,9 +127,24 @@ class ReservationAdmin(ServiceWrittenAdmin):
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(_places=Count("lines", distinct=True)).distinct()
 
+    def get_search_results(self, request, queryset, search_term):
+        found, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        try:
+            # Numbers are stored as +8210...; staff type them as 010-1234-5678.
+            phone = phone_normalize(search_term)
+        except ValidationError:
+            phone = ""
+        if phone:
+            found |= queryset.filter(booker_phone=phone)
+        return found, may_have_duplicates
+
     @admin.display(description=gettext_lazy("status"), ordering="status")
     def status_now(self, obj):
         return obj.get_effective_status_display()
+
+    @admin.display(description=gettext_lazy("booker's phone"))
+    def booker_phone_shown(self, obj):
+        return phone_display(obj.booker_phone)
 
     @admin.display(description=gettext_lazy("places"), ordering="_places")
     def places(self, obj):

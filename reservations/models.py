@@ -18,6 +18,8 @@ from django.utils import timezone
 from django.utils.translation import gettext, gettext_noop
 from django.utils.translation import gettext_lazy as _
 
+from accounts.phone import E164_MAX_LENGTH, validate_e164
+
 
 class InventoryQuerySet(models.QuerySet):
     def free(self, now=None):
@@ -140,6 +142,12 @@ class Reservation(models.Model):
     ticket_amount = models.PositiveIntegerField(_("tickets (KRW)"), default=0)
     fee_amount = models.PositiveIntegerField(_("booking fee (KRW)"), default=0)
     total_amount = models.PositiveIntegerField(_("total (KRW)"), default=0)
+    # Who to call about this booking (a changed or cancelled show, a lost ticket), as
+    # given at checkout; the payment service is sent them too (PGs ask for buyer_tel).
+    booker_name = models.CharField(_("booker"), max_length=100, blank=True)
+    booker_phone = models.CharField(
+        _("booker's phone"), max_length=E164_MAX_LENGTH, blank=True, validators=[validate_e164]
+    )
     # The hold form's one-time token: a double-submitted form finds the reservation
     # the first submission made instead of holding twice.
     request_token = models.CharField(max_length=64, editable=False)

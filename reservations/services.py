@@ -105,6 +105,10 @@ class OverLimit(ReservationError):
     places up to the limit: confirming it would pass the limit (payments refund it)."""
 
 
+class PriceChanged(ReservationError):
+    """The hold's total is not what the caller read (ticket types changed meanwhile)."""
+
+
 class PerformanceGone(ReservationError):
     """The performance was cancelled or has started: nothing more is sold for it, not
     even to a payment already under way (payments refund it)."""
@@ -682,12 +686,18 @@ def _release(*, reservation: Reservation, actor, reason: str, now: dt.datetime) 
 
 @_retry_on_deadlock
 @transaction.atomic
-def reservation_await_payment(*, reservation: Reservation, until: dt.datetime | None = None, now=None) -> Reservation:
-    """Checkout has started a payment. `until` extends the hold (virtual account deadline)."""
+def reservation_await_payment(
+    *, reservation: Reservation, until: dt.datetime | None = None, amount: int | None = None, now=None
+) -> Reservation:
+    """Checkout has started a payment. `until` extends the hold (virtual account deadline).
+    `amount` is what the payment asks for: refused if the total has changed since it was
+    read (ticket types chosen in another tab that instant)."""
     now = now or timezone.now()
     reservation = _locked(reservation)
     if reservation.is_expired(now):
         raise ReservationError(_("Your hold has expired. Please choose seats again."))
+    if amount is not None and amount != reservation.total_amount:
+        raise PriceChanged(_("The total of this booking changed a moment ago. Check it, then pay again."))
     fields = {}
     if until is not None and until > reservation.expires_at:
         fields["expires_at"] = until

@@ -12,6 +12,7 @@ from django.utils.translation import gettext_noop
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST, require_safe
 
+from accounts.phone import phone_display
 from events.models import Discount, Section
 from events.selectors import published_performance
 from events.views import render_performance_page
@@ -156,10 +157,19 @@ def _asks_for_standing(data) -> bool:
 @never_cache  # a hold's countdown and pay button: Back must not show a copy of a booking let go
 def detail(request, code):
     """The checkout page while held (countdown, price breakdown), the booking after."""
-    return _render_detail(request, own_reservation(user=request.user, code=code))
+    return render_checkout(request, own_reservation(user=request.user, code=code))
 
 
-def _render_detail(request, reservation: Reservation, *, discount_form: DiscountForm | None = None, http_status=200):
+def render_checkout(
+    request,
+    reservation: Reservation,
+    *,
+    discount_form: DiscountForm | None = None,
+    pay_form: PayForm | None = None,
+    http_status: int = 200,
+):
+    """The booking page; with a form that was sent back with errors (ticket types, or
+    the pay form from payments.views) shown as sent."""
     prefetch_related_objects([reservation], "lines")  # read here and by the refund preview
     lines = list(reservation.lines.all())
     breakdown: dict[tuple, dict] = {}
@@ -197,7 +207,7 @@ def _render_detail(request, reservation: Reservation, *, discount_form: Discount
             "awaiting_deposit": awaiting if live else None,
             "can_pay": can_pay,
             "counting_down": counting_down,
-            "pay_form": PayForm(initial={"method": Payment.Method.CARD}),
+            "pay_form": pay_form or PayForm(initial=PayForm.initial_for(reservation, request.user)),
             "policy": policy,
             "refund": refund,
             "cancel_deadline": cancellation_deadline(deadline_policy, reservation.performance.starts_at)
@@ -228,6 +238,7 @@ def _render_detail(request, reservation: Reservation, *, discount_form: Discount
             "replaced": replaced,
             "seconds_left": reservation.seconds_left(now),
             "fee_per_ticket": reservation.fee_amount // len(lines) if lines else 0,
+            "booker_phone": phone_display(reservation.booker_phone),
             "discount_form": discount_form,
             "discounts_offered": discount_form.offered if discount_form else [],
             # Who may use each discount is checked at the door: said on the booking.
@@ -267,7 +278,7 @@ def discounts(request, code):
             messages.success(request, _("Ticket types saved. The total to pay is now %(total)s.") % {"total": total})
             return redirect("reservations:detail", code=reservation.code)
     reservation.refresh_from_db()
-    return _render_detail(request, reservation, discount_form=form, http_status=400)
+    return render_checkout(request, reservation, discount_form=form, http_status=400)
 
 
 @login_required

@@ -32,6 +32,7 @@ def hold_two_seats(page, shop, performance):
 
 
 def pay(page, method_label, choice):
+    page.get_by_label("Mobile phone").fill("010-1234-5678")  # the name comes from the profile
     page.get_by_label(method_label).check()
     page.get_by_label("I have read the cancellation and refund policy").check()
     page.locator("#pay-button").click()

@@ -19,6 +19,7 @@ from reservations.tests.factories import hold
 pytestmark = pytest.mark.django_db
 
 A1, A2 = "1층 A구역 A열 1번", "1층 A구역 A열 2번"
+PAY_FORM = {"method": "card", "agree": "on", "booker_name": "김예매", "booker_phone": "010-1234-5678"}
 
 
 def fake(fake_iamport, path, **payload):
@@ -441,7 +442,7 @@ def test_virtual_account_refunds_need_a_refund_account(fake_iamport, alice, perf
 def test_pay_view_renders_the_sdk_call_with_the_server_amount(client, fake_iamport, alice, performance):
     reservation = hold(alice, performance, A1)
     client.force_login(alice)
-    response = client.post(reverse("payments:pay", args=[reservation.code]), {"method": "card", "agree": "on"})
+    response = client.post(reverse("payments:pay", args=[reservation.code]), PAY_FORM)
     page = response.content.decode()
     payment = Payment.objects.get(reservation=reservation)
     assert response.status_code == 200
@@ -453,21 +454,65 @@ def test_pay_view_renders_the_sdk_call_with_the_server_amount(client, fake_iampo
 def test_pay_needs_the_policy_agreement_and_the_owner(client, fake_iamport, alice, performance):
     reservation = hold(alice, performance, A1)
     url = reverse("payments:pay", args=[reservation.code])
-    assert client.post(url, {"method": "card", "agree": "on"}).status_code == 302  # to sign in
+    assert client.post(url, PAY_FORM).status_code == 302  # to sign in
     client.force_login(UserFactory())
-    assert client.post(url, {"method": "card", "agree": "on"}).status_code == 404
+    assert client.post(url, PAY_FORM).status_code == 404
     client.force_login(alice)
-    response = client.post(url, {"method": "card"}, follow=True)
+    response = client.post(url, {**PAY_FORM, "agree": ""})
+    assert response.status_code == 400
     assert "Please agree to the refund policy" in response.content.decode()
     assert not Payment.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("change", "error"),
+    [
+        ({"booker_name": ""}, "Enter the name of the person booking."),
+        ({"booker_phone": ""}, "Enter a phone number we can reach you on about this booking."),
+        ({"booker_phone": "010-12"}, "Enter a valid phone number"),
+    ],
+)
+def test_checkout_needs_who_is_booking_and_keeps_what_was_typed(
+    client, fake_iamport, alice, performance, change, error
+):
+    reservation = hold(alice, performance, A1)
+    client.force_login(alice)
+    response = client.post(reverse("payments:pay", args=[reservation.code]), {**PAY_FORM, **change})
+    page = response.content.decode()
+    assert response.status_code == 400
+    assert error in page
+    assert 'id="pay-errors"' in page
+    assert 'value="김예매"' in page or change.get("booker_name") == ""  # shown as typed
+    assert not Payment.objects.exists()
+    reservation.refresh_from_db()
+    assert (reservation.status, reservation.booker_phone) == ("held", "")
+
+
+def test_the_booker_is_kept_on_the_booking_and_sent_to_iamport(client, fake_iamport, alice, performance):
+    alice.name, alice.phone = "앨리스", "+821099998888"
+    alice.save()
+    reservation = hold(alice, performance, A1)
+    client.force_login(alice)
+    page = client.get(reservation.get_absolute_url()).content.decode()
+    assert 'value="앨리스"' in page and 'value="010-9999-8888"' in page  # from the profile
+
+    response = client.post(reverse("payments:pay", args=[reservation.code]), PAY_FORM)
+
+    params = response.context["params"]  # what the page hands to I'mport's SDK
+    assert (params["buyer_name"], params["buyer_email"]) == ("김예매", alice.email)
+    assert params["buyer_tel"] == "010-1234-5678"  # as PGs want it, not +8210...
+    reservation.refresh_from_db()
+    assert (reservation.booker_name, reservation.booker_phone) == ("김예매", "+821012345678")
+    alice.refresh_from_db()
+    assert alice.phone == "+821099998888"  # the profile is the customer's to change
+    again = client.get(reservation.get_absolute_url()).content.decode()
+    assert 'value="김예매"' in again and 'value="010-1234-5678"' in again  # paying again
 
 
 def test_paying_for_an_expired_hold_is_refused(client, fake_iamport, alice, performance):
     reservation = hold(alice, performance, A1, now=timezone.now() - dt.timedelta(hours=1))
     client.force_login(alice)
-    response = client.post(
-        reverse("payments:pay", args=[reservation.code]), {"method": "card", "agree": "on"}, follow=True
-    )
+    response = client.post(reverse("payments:pay", args=[reservation.code]), PAY_FORM, follow=True)
     assert "Your hold has expired" in response.content.decode()
     assert not Payment.objects.exists()
     assert not fake_iamport.requests_to("/payments/prepare")  # nothing registered with I'mport
@@ -478,9 +523,7 @@ def test_paying_from_the_page_of_released_seats_says_they_were_released(client, 
     client.force_login(alice)
     client.post(reverse("reservations:release", args=[reservation.code]))
     # The checkout page kept open in another tab, or shown again by Back.
-    response = client.post(
-        reverse("payments:pay", args=[reservation.code]), {"method": "card", "agree": "on"}, follow=True
-    )
+    response = client.post(reverse("payments:pay", args=[reservation.code]), PAY_FORM, follow=True)
     page = response.content.decode()
     assert "These seats were released, so there is nothing to pay." in page and "expired" not in page
     assert not Payment.objects.exists()
@@ -649,9 +692,7 @@ def test_a_stale_checkout_tab_says_the_booking_is_paid_not_that_the_hold_expired
 ):
     reservation, _payment = paid_booking(fake_iamport, alice, performance, A1)
     client.force_login(alice)
-    response = client.post(
-        reverse("payments:pay", args=[reservation.code]), {"method": "card", "agree": "on"}, follow=True
-    )
+    response = client.post(reverse("payments:pay", args=[reservation.code]), PAY_FORM, follow=True)
     page = response.content.decode()
     assert "This booking is already paid: there is nothing more to pay." in page
     assert "Your hold has expired" not in page
@@ -837,3 +878,18 @@ def test_a_payment_opened_at_the_old_price_is_refunded_when_it_goes_through_late
     assert services.payment_sync(imp_uid=checkout(fake_iamport, new)["imp_uid"], source="callback").outcome == "paid"
     reservation.refresh_from_db()
     assert reservation.status == "confirmed"
+
+
+def test_paying_from_a_tab_that_shows_the_old_total_is_refused_and_opens_nothing(fake_iamport, alice, performance):
+    reservation = hold(alice, performance, A1)
+    stale = Reservation.objects.get(pk=reservation.pk)  # the checkout page in a second tab
+    _choose_for_every_line(reservation, _half_price(performance))
+
+    with pytest.raises(services.PaymentError, match="total of this booking changed a moment ago"):
+        start(stale)
+
+    attempt = Payment.objects.get(reservation=reservation)
+    assert (attempt.amount, attempt.status) == (122000, "failed")
+    reservation.refresh_from_db()
+    assert reservation.status == "held"
+    assert start(reservation).amount == 62000
