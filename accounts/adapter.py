@@ -6,6 +6,8 @@ from django.conf import settings
 from django.utils import translation
 from django.utils.translation import gettext as _
 
+from . import services
+from .forms import ConsentFields
 from .language import language_activate, language_apply
 from .models import NAME_MAX_LENGTH
 
@@ -43,6 +45,16 @@ class AccountAdapter(DefaultAccountAdapter):
         if language in dict(settings.LANGUAGES):
             user.preferred_language = language
         return user
+
+    def save_user(self, request, user, form, commit=True):
+        # Both sign-up forms (email, and a first Kakao/Naver/Google sign-in) carry the
+        # consent boxes and are valid only with the required ones ticked. They are
+        # recorded here, before allauth first writes the row, so that no account
+        # exists without them even if a later step of the sign-up fails.
+        if isinstance(form, ConsentFields):
+            marketing_consent = form.cleaned_data["marketing_consent"]
+            services.user_accept_terms(user=user, marketing_consent=marketing_consent, commit=False)
+        return super().save_user(request, user, form, commit=commit)
 
     def post_login(self, request, user, **kwargs):
         # Every allauth sign-in (password, email confirmation, Kakao/Naver/Google)

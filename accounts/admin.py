@@ -33,11 +33,31 @@ class UserAdmin(DjangoUserAdmin):
     fieldsets = [
         (None, {"fields": ["email", "password"]}),
         (_("Personal info"), {"fields": ["name", "phone", "preferred_language"]}),
-        (_("Marketing"), {"fields": ["marketing_consent", "marketing_consent_at"]}),
+        (
+            _("Consent"),
+            {
+                "fields": [
+                    ("terms_accepted_at", "terms_version"),
+                    ("privacy_accepted_at", "privacy_version"),
+                    "age_confirmed_at",
+                    ("marketing_consent", "marketing_consent_at"),
+                ]
+            },
+        ),
         (_("Permissions"), {"fields": ["is_active", "is_staff", "is_superuser", "groups", "user_permissions"]}),
         (_("Important dates"), {"fields": ["last_login", "date_joined", "deleted_at"]}),
     ]
-    # Consent is the customer's own act, recorded with its time on the profile page;
-    # staff see it but cannot give it for them. Deletion runs through the service.
-    readonly_fields = ["marketing_consent", "marketing_consent_at", "deleted_at"]
+    # Consent is the customer's own act, recorded with its time at sign-up or on the
+    # profile page; staff see it but cannot give it for them (an account made here, or
+    # by createsuperuser, has none). Deletion runs through the service.
+    readonly_fields = [
+        "terms_accepted_at",
+        "terms_version",
+        "privacy_accepted_at",
+        "privacy_version",
+        "age_confirmed_at",
+        "marketing_consent",
+        "marketing_consent_at",
+        "deleted_at",
+    ]
     add_fieldsets = [(None, {"classes": ["wide"], "fields": ["email", "name", "password1", "password2"]})]

@@ -1,4 +1,5 @@
 from allauth.account import forms as allauth_forms
+from allauth.socialaccount import forms as socialaccount_forms
 from django import forms
 from django.conf import settings
 from django.contrib.auth import forms as auth_forms
@@ -55,6 +56,56 @@ class LoginForm(allauth_forms.LoginForm):
         if "remember" in self.fields:
             # allauth's Korean catalogue says "save my ID", a different feature.
             self.fields["remember"].label = _("Keep me signed in")
+
+
+class ConsentFields(forms.Form):
+    """The boxes of both sign-up forms, email and Kakao/Naver/Google: no account is
+    made without the three required ones (개인정보 보호법 제22조 asks for each consent
+    on its own, with what it covers shown beside it: templates/accounts/_consent.html).
+    accounts.adapter records them, with the versions agreed to, as the user is saved."""
+
+    terms = forms.BooleanField(
+        label=_("I agree to the terms of service (required)"),
+        error_messages={"required": _("Agree to the terms of service to sign up.")},
+    )
+    privacy = forms.BooleanField(
+        label=_("I agree to the collection and use of my personal information (required)"),
+        error_messages={"required": _("Agree to the collection and use of your personal information to sign up.")},
+    )
+    # Under 14 a guardian must consent to the collection of personal information
+    # as well (개인정보 보호법 제22조의2); this site has no way to take that consent,
+    # so it signs up only customers who confirm they are 14 or older.
+    age = forms.BooleanField(
+        label=_("I am 14 or older (required)"),
+        error_messages={
+            "required": _(
+                "You must be 14 or older to sign up. Under 14, a parent or guardian must consent too, "
+                "which we cannot take online."
+            )
+        },
+    )
+    marketing_consent = forms.BooleanField(
+        label=_("Email me about new shows, presales and offers (optional)"),
+        required=False,
+        help_text=_("You can turn this off on your profile page at any time."),
+    )
+
+    consent_field_names = ("terms", "privacy", "age", "marketing_consent")
+
+    def consent_fields(self):
+        """The boxes, for the template that shows each with what it covers."""
+        return [self[name] for name in self.consent_field_names]
+
+
+class SignupForm(ConsentFields, allauth_forms.SignupForm):
+    """allauth's email sign-up form, with the consent boxes after the password."""
+
+    field_order = ["email", "password1", "password2", *ConsentFields.consent_field_names]
+
+
+class SocialSignupForm(ConsentFields, socialaccount_forms.SignupForm):
+    """What a first Kakao/Naver/Google sign-in asks before the account is made: the
+    address the provider gave (to confirm or change) and the consent boxes."""
 
 
 def _language_choices():

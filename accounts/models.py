@@ -56,6 +56,15 @@ class User(AbstractUser):
     # when they did. accounts.services.user_update_profile keeps the pair consistent.
     marketing_consent = models.BooleanField(_("marketing emails"), default=False)
     marketing_consent_at = models.DateTimeField(_("marketing consent given"), null=True, blank=True)
+    # The consents every sign-up requires (개인정보 보호법 제22조: each asked for on
+    # its own): when they were given and to which version of the text (accounts.legal).
+    # Empty for accounts made before sign-up asked, and for staff made with
+    # createsuperuser; accounts.services.user_accept_terms sets them together.
+    terms_accepted_at = models.DateTimeField(_("terms of service accepted"), null=True, blank=True)
+    terms_version = models.CharField(_("terms of service version"), max_length=20, blank=True)
+    privacy_accepted_at = models.DateTimeField(_("privacy consent given"), null=True, blank=True)
+    privacy_version = models.CharField(_("privacy policy version"), max_length=20, blank=True)
+    age_confirmed_at = models.DateTimeField(_("confirmed 14 or older"), null=True, blank=True)
     # Deleted accounts keep their row (bookings point at it, PROTECT) with the
     # personal data erased; see accounts.services.user_delete.
     deleted_at = models.DateTimeField(_("account deleted"), null=True, blank=True)
@@ -73,6 +82,17 @@ class User(AbstractUser):
                 condition=Q(marketing_consent=True, marketing_consent_at__isnull=False)
                 | Q(marketing_consent=False, marketing_consent_at__isnull=True),
                 name="user_marketing_consent_has_timestamp",
+            ),
+            # A consent's time and the version agreed to are one record: both or neither.
+            models.CheckConstraint(
+                condition=Q(terms_accepted_at__isnull=True, terms_version="")
+                | (Q(terms_accepted_at__isnull=False) & ~Q(terms_version="")),
+                name="user_terms_accepted_has_version",
+            ),
+            models.CheckConstraint(
+                condition=Q(privacy_accepted_at__isnull=True, privacy_version="")
+                | (Q(privacy_accepted_at__isnull=False) & ~Q(privacy_version="")),
+                name="user_privacy_accepted_has_version",
             ),
         ]
 

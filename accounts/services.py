@@ -1,4 +1,4 @@
-"""Changes to a customer's own account: profile and deletion."""
+"""Changes to a customer's own account: consent at sign-up, profile and deletion."""
 
 import datetime as dt
 import logging
@@ -17,6 +17,7 @@ from payments.services import payments_erase_personal_data
 from reservations.models import Reservation
 from reservations.services import ReservationError, reservation_release
 
+from .legal import PRIVACY_VERSION, TERMS_VERSION
 from .models import DELETED_EMAIL_DOMAIN, NAME_MAX_LENGTH, User
 from .phone import phone_normalize
 from .selectors import user_deletion_blockers
@@ -30,6 +31,34 @@ class AccountDeletionRefused(Exception):
     def __init__(self, message: str):
         super().__init__(message)
         self.message = message
+
+
+def user_accept_terms(
+    *, user: User, marketing_consent: bool, now: dt.datetime | None = None, commit: bool = True
+) -> User:
+    """Record the consents given at sign-up: the terms of service, the collection and
+    use of personal information (with the versions now published) and being 14 or
+    older, all at `now`; and, if ticked, the optional marketing consent.
+
+    The sign-up forms refuse to go on without the three required boxes, so calling
+    this is the record that they were ticked. Sign-up calls it on the new user before
+    allauth first saves it (commit=False), so no account is written without them.
+    Leaving marketing unticked withdraws nothing: that is the profile page's to do.
+    """
+    now = now or timezone.now()
+    user.terms_accepted_at = now
+    user.terms_version = TERMS_VERSION
+    user.privacy_accepted_at = now
+    user.privacy_version = PRIVACY_VERSION
+    user.age_confirmed_at = now
+    fields = ["terms_accepted_at", "terms_version", "privacy_accepted_at", "privacy_version", "age_confirmed_at"]
+    if marketing_consent and not user.marketing_consent:
+        user.marketing_consent = True
+        user.marketing_consent_at = now
+        fields += ["marketing_consent", "marketing_consent_at"]
+    if commit:
+        user.save(update_fields=fields)
+    return user
 
 
 def user_set_language(*, user: User, language: str) -> bool:
@@ -143,6 +172,10 @@ def user_delete(*, user: User, now: dt.datetime | None = None) -> User:
     user.preferred_language = User._meta.get_field("preferred_language").default
     user.marketing_consent = False
     user.marketing_consent_at = None
+    # The sign-up consents stay (terms_accepted_at, privacy_accepted_at, their
+    # versions, age_confirmed_at): they are times and version strings, nothing that
+    # identifies the person, and they are the evidence that the contracts behind the
+    # sales records we keep were made on terms the customer agreed to.
     # A new password hash also ends every other session: Django checks the
     # session's stored hash against it on each request.
     user.set_unusable_password()

@@ -1,5 +1,6 @@
-"""My page, profile and account deletion. Every page is the signed-in customer's
-own: none takes an id, so there is nothing of anyone else's to ask for."""
+"""My page, profile and account deletion. Every such page is the signed-in customer's
+own: none takes an id, so there is nothing of anyone else's to ask for. And the terms
+of service and privacy policy, which are for everyone."""
 
 from allauth.core import ratelimit
 from django.contrib import messages
@@ -15,7 +16,7 @@ from django.views.i18n import set_language as django_set_language
 from notifications.selectors import user_notifications
 from reservations.selectors import for_booking_rows
 
-from . import selectors, services
+from . import legal, selectors, services
 from .forms import AccountDeleteForm, ProfileForm
 from .language import language_activate, language_apply
 
@@ -85,6 +86,16 @@ def account_delete(request):
     # Read after any refused attempt, so the page lists what stands in the way now.
     blockers = list(selectors.user_deletion_blockers(user=user, now=timezone.now()))
     return render(request, "accounts/delete.html", {"form": form, "blockers": blockers}, status=status)
+
+
+@require_safe
+def terms(request):
+    return render(request, "accounts/terms.html", {"version": legal.TERMS_VERSION})
+
+
+@require_safe
+def privacy(request):
+    return render(request, "accounts/privacy.html", {"version": legal.PRIVACY_VERSION})
 
 
 def admin_login(request, extra_context=None):

@@ -226,7 +226,13 @@ AUTH_PASSWORD_VALIDATORS = [
 # Django rotates the session key on every login (session fixation); keep it that way.
 ACCOUNT_ADAPTER = "accounts.adapter.AccountAdapter"
 SOCIALACCOUNT_ADAPTER = "accounts.adapter.SocialAccountAdapter"
-ACCOUNT_FORMS = {"login": "accounts.forms.LoginForm"}
+# Both sign-up forms carry the required consent boxes (terms, privacy, 14 or older).
+ACCOUNT_FORMS = {"login": "accounts.forms.LoginForm", "signup": "accounts.forms.SignupForm"}
+SOCIALACCOUNT_FORMS = {"signup": "accounts.forms.SocialSignupForm"}
+# A first Kakao/Naver/Google sign-in shows that form before the account is made;
+# automatic sign-up would create it without the consents. Existing accounts, and
+# those a verified provider address signs into, are not asked.
+SOCIALACCOUNT_AUTO_SIGNUP = False
 ACCOUNT_USER_MODEL_USERNAME_FIELD = None
 ACCOUNT_LOGIN_METHODS = {"email"}
 ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]

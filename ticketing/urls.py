@@ -17,6 +17,9 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     # The language menu, which also keeps a signed-in customer's choice (accounts.views).
     path("i18n/setlang/", account_views.set_language, name="set_language"),
+    # Public pages, linked from the sign-up forms and the footer, beside allauth's.
+    path("accounts/terms/", account_views.terms, name="terms"),
+    path("accounts/privacy/", account_views.privacy, name="privacy"),
     path("accounts/", include("allauth.urls")),
     path("my/", include("accounts.urls")),
     path("", include("payments.urls")),

@@ -7,6 +7,8 @@ from django.core.cache import cache
 from events.tests.factories import UserFactory
 
 PASSWORD = "pass-1234-word"  # UserFactory's
+# The boxes every sign-up must tick (accounts.forms.ConsentFields); marketing is optional.
+CONSENT = {"terms": "on", "privacy": "on", "age": "on"}
 
 
 @pytest.fixture(autouse=True)

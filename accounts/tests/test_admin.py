@@ -4,7 +4,9 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
+from accounts.legal import TERMS_VERSION
 from accounts.models import User
+from accounts.services import user_accept_terms
 from events.tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -48,7 +50,8 @@ def test_staff_edit_the_phone_as_typed_and_cannot_give_consent(staff_client, cus
     url = reverse("admin:accounts_user_change", args=[customer.pk])
     form = staff_client.get(url).context["adminform"].form
     assert {"phone", "preferred_language"} <= set(form.fields)
-    assert not {"marketing_consent", "marketing_consent_at", "deleted_at"} & set(form.fields)
+    consent = {"terms_accepted_at", "terms_version", "privacy_accepted_at", "privacy_version", "age_confirmed_at"}
+    assert not {"marketing_consent", "marketing_consent_at", "deleted_at", *consent} & set(form.fields)
 
     data = {
         "email": customer.email,
@@ -59,13 +62,23 @@ def test_staff_edit_the_phone_as_typed_and_cannot_give_consent(staff_client, cus
         "date_joined_0": "2026-01-01",
         "date_joined_1": "10:00:00",
         "marketing_consent": "on",  # ignored: read-only
+        "terms_version": "2000-01-01",  # ignored: read-only
     }
     response = staff_client.post(url, data)
     assert response.status_code == 302, response.context["adminform"].form.errors
     customer.refresh_from_db()
     assert (customer.phone, customer.preferred_language, customer.marketing_consent) == ("+821022223333", "en", False)
+    assert customer.terms_version == ""
 
     response = staff_client.post(url, {**data, "phone": "010-12"})
     assert response.status_code == 200
     assert "Enter a valid phone number" in str(response.context["adminform"].form.errors["phone"])
     assert User.objects.get(pk=customer.pk).phone == "+821022223333"
+
+
+def test_staff_see_when_and_to_which_version_a_customer_agreed(staff_client, customer):
+    user_accept_terms(user=customer, marketing_consent=True)
+    html = staff_client.get(reverse("admin:accounts_user_change", args=[customer.pk])).content.decode()
+    for label in ("Terms of service accepted", "Privacy policy version", "Confirmed 14 or older"):
+        assert label in html
+    assert TERMS_VERSION in html

@@ -1,10 +1,13 @@
-"""A newcomer in a real browser: sign up, confirm through the email, see My page, edit it."""
+"""A newcomer in a real browser: sign up, confirm through the email, see My page, edit it;
+and the sign-up form's "agree to all" box."""
 
 import re
 
 import pytest
 from django.core import mail
+from django.urls import reverse
 
+from accounts.legal import PRIVACY_VERSION, TERMS_VERSION
 from accounts.models import User
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -18,9 +21,12 @@ def test_sign_up_verify_by_email_and_see_my_page(live_server, page):
     mail.outbox = []
     page.goto(live_server.url)
     page.get_by_role("link", name="Sign up").click()
-    page.get_by_label("Email").fill("newcomer@example.com")
+    page.get_by_label("Email:", exact=True).fill("newcomer@example.com")
     page.get_by_label("Password:", exact=True).fill(PASSWORD)
     page.get_by_label("Password (again):", exact=True).fill(PASSWORD)
+    page.get_by_label("I agree to the terms of service").check()
+    page.get_by_label("I agree to the collection and use of my personal information").check()
+    page.get_by_label("I am 14 or older").check()
     page.locator("form.form-signup").get_by_role("button", name="Sign Up").click()
 
     page.wait_for_url("**/accounts/confirm-email/")
@@ -57,3 +63,35 @@ def test_sign_up_verify_by_email_and_see_my_page(live_server, page):
     user = User.objects.get(email="newcomer@example.com")
     assert (user.name, user.phone, user.marketing_consent) == ("김새봄", "+821024681357", True)
     assert user.marketing_consent_at is not None
+
+
+def test_agree_to_all_ticks_every_box_and_follows_them(live_server, page):
+    mail.outbox = []
+    page.goto(live_server.url + reverse("account_signup"))
+    boxes = [
+        page.get_by_label(label)
+        for label in (
+            "I agree to the terms of service",
+            "I agree to the collection and use of my personal information",
+            "I am 14 or older",
+            "Email me about new shows",
+        )
+    ]
+    everything = page.get_by_label("Agree to all")
+    everything.check()
+    assert all(box.is_checked() for box in boxes)
+    boxes[3].uncheck()  # the optional one
+    assert not everything.is_checked()
+    boxes[3].check()
+    assert everything.is_checked()
+
+    page.get_by_label("Email:", exact=True).fill("everything@example.com")
+    page.get_by_label("Password:", exact=True).fill(PASSWORD)
+    page.get_by_label("Password (again):", exact=True).fill(PASSWORD)
+    page.locator("form.form-signup").get_by_role("button", name="Sign Up").click()
+    page.wait_for_url("**/accounts/confirm-email/")
+
+    user = User.objects.get(email="everything@example.com")
+    assert user.terms_version == TERMS_VERSION and user.privacy_version == PRIVACY_VERSION
+    assert user.age_confirmed_at is not None
+    assert user.marketing_consent and user.marketing_consent_at == user.terms_accepted_at

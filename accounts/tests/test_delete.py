@@ -6,14 +6,16 @@ import pytest
 from allauth.account.models import EmailAddress
 from allauth.socialaccount.models import SocialAccount, SocialToken
 from django.urls import reverse
+from django.utils import timezone
 
+from accounts.legal import PRIVACY_VERSION, TERMS_VERSION
 from accounts.models import User
-from accounts.services import AccountDeletionRefused, user_delete
+from accounts.services import AccountDeletionRefused, user_accept_terms, user_delete
 from events.tests.factories import UserFactory
 from reservations.models import InventoryItem, Reservation, ReservationLine
 from reservations.services import reservation_cancel
 
-from .conftest import PASSWORD, book, seat
+from .conftest import CONSENT, PASSWORD, book, seat
 
 pytestmark = pytest.mark.django_db
 
@@ -240,7 +242,7 @@ def test_the_address_can_sign_up_again_as_a_new_customer(client, customer, perfo
 
     response = client.post(
         reverse("account_signup"),
-        {"email": "jiwoo@example.com", "password1": NEW_PASSWORD, "password2": NEW_PASSWORD},
+        {"email": "jiwoo@example.com", "password1": NEW_PASSWORD, "password2": NEW_PASSWORD, **CONSENT},
     )
     assert response.status_code == 302
     fresh = User.objects.get(email="jiwoo@example.com")
@@ -251,6 +253,17 @@ def test_the_address_can_sign_up_again_as_a_new_customer(client, customer, perfo
     # The old booking belongs to the anonymised account, not the new one.
     assert Reservation.objects.get(pk=old.pk).user_id == customer.pk
     assert not Reservation.objects.filter(user=fresh).exists()
+
+
+def test_the_sign_up_consents_are_kept_as_evidence(customer):
+    # Times and versions only, nothing that identifies the person: the kept sales
+    # records were made on terms the customer agreed to, and this shows which.
+    agreed = timezone.now() - dt.timedelta(days=400)
+    user_accept_terms(user=customer, marketing_consent=True, now=agreed)
+    user_delete(user=customer)
+    assert_anonymised(customer)  # marketing consent is withdrawn with the account
+    assert (customer.terms_accepted_at, customer.privacy_accepted_at, customer.age_confirmed_at) == (agreed,) * 3
+    assert (customer.terms_version, customer.privacy_version) == (TERMS_VERSION, PRIVACY_VERSION)
 
 
 def test_social_tokens_go_with_the_social_accounts(customer):

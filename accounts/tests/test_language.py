@@ -7,8 +7,8 @@ from django.urls import reverse
 
 from accounts.models import User
 
-from .conftest import PASSWORD
-from .test_signin import callback, mock_provider, start_login
+from .conftest import CONSENT, PASSWORD
+from .test_signin import agree_to_social_sign_up, callback, mock_provider, start_login
 
 pytestmark = pytest.mark.django_db
 
@@ -46,7 +46,7 @@ def test_sign_up_keeps_the_language_the_visitor_browsed_in(client, mailoutbox):
     for email, language in (("ko-user@example.com", "ko"), ("en-user@example.com", "en")):
         client.post(
             reverse("account_signup"),
-            {"email": email, "password1": password, "password2": password},
+            {"email": email, "password1": password, "password2": password, **CONSENT},
             HTTP_ACCEPT_LANGUAGE=language,
         )
         assert User.objects.get(email=email).preferred_language == language
@@ -57,7 +57,8 @@ def test_a_social_sign_up_keeps_the_language_too_and_applies_it(client, social_a
     query = start_login(client, "kakao")
     with responses.RequestsMock() as rsps:
         mock_provider(rsps, "kakao")
-        response = callback(client, "kakao", code="c", state=query["state"])
+        callback(client, "kakao", code="c", state=query["state"])
+    response = agree_to_social_sign_up(client)
     assert response.status_code == 302
     assert User.objects.get().preferred_language == "en"
     assert response.cookies[COOKIE].value == "en"
@@ -69,7 +70,7 @@ def test_confirming_the_email_signs_in_with_the_preferred_language(client, mailo
     password = "tiger-lily-2049"
     client.post(
         reverse("account_signup"),
-        {"email": "hana@example.com", "password1": password, "password2": password},
+        {"email": "hana@example.com", "password1": password, "password2": password, **CONSENT},
         HTTP_ACCEPT_LANGUAGE="ko",
     )
     confirm_url = re.search(r"http://testserver(/accounts/confirm-email/\S+/)", mailoutbox[0].body).group(1)

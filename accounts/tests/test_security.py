@@ -17,6 +17,8 @@ from django.urls import reverse
 
 from accounts.models import User
 
+from .conftest import CONSENT
+
 BASE_DIR = Path(settings.BASE_DIR)
 
 
@@ -66,7 +68,7 @@ def test_enumeration_prevention_and_verification_are_on():
 def test_sign_up_enforces_the_password_validators(client, password, message):
     response = client.post(
         reverse("account_signup"),
-        {"email": "newcomer@example.com", "password1": password, "password2": password},
+        {"email": "newcomer@example.com", "password1": password, "password2": password, **CONSENT},
     )
     assert response.status_code == 200
     assert message in response.content.decode()

@@ -19,7 +19,7 @@ from django.urls import reverse
 from accounts.adapter import profile_name
 from accounts.models import User
 
-from .conftest import PASSWORD
+from .conftest import CONSENT, PASSWORD
 
 pytestmark = pytest.mark.django_db
 
@@ -39,7 +39,9 @@ def link_in(message, pattern):
 
 
 def sign_up(client, email, password=NEW_PASSWORD):
-    return client.post(reverse("account_signup"), {"email": email, "password1": password, "password2": password})
+    return client.post(
+        reverse("account_signup"), {"email": email, "password1": password, "password2": password, **CONSENT}
+    )
 
 
 def log_in(client, email, password, **extra):
@@ -219,7 +221,7 @@ def test_failed_logins_are_rate_limited(client, verified_user, settings):
 def test_korean_confirmation_email_keeps_the_link_clickable(client, mailoutbox):
     client.post(
         reverse("account_signup"),
-        {"email": "hana@example.com", "password1": NEW_PASSWORD, "password2": NEW_PASSWORD},
+        {"email": "hana@example.com", "password1": NEW_PASSWORD, "password2": NEW_PASSWORD, **CONSENT},
         HTTP_ACCEPT_LANGUAGE="ko",
     )
     message = mailoutbox[0]
@@ -369,6 +371,15 @@ def callback(client, provider, **params):
     return client.get(reverse(f"{provider}_callback"), params)
 
 
+def agree_to_social_sign_up(client, **data):
+    """A first sign-in stops at the consent form (SOCIALACCOUNT_AUTO_SIGNUP is off): send
+    it with the address the provider gave, as the page fills it in, and the boxes ticked."""
+    page = client.get(reverse("socialaccount_signup"))
+    assert page.status_code == 200
+    email = page.context["form"]["email"].value()
+    return client.post(reverse("socialaccount_signup"), {"email": email, **CONSENT, **data})
+
+
 EXPECTED = {
     "kakao": ("kakao-fan@example.com", "라이언", "4012345678"),
     "naver": ("naver-fan@example.com", "홍길동", "Hk3Xq9vYb2TNaverUid"),
@@ -386,6 +397,12 @@ def test_social_sign_up_then_sign_in_again_is_the_same_user(client, social_apps,
             response = callback(client, provider, code=f"auth-code-{attempt}", state=query["state"])
             token_request = parse_qs(rsps.calls[0].request.body)
         assert response.status_code == 302, response.content.decode()
+        if attempt == 0:
+            # The account is made only once the customer has agreed to the terms.
+            assert response.url == reverse("socialaccount_signup")
+            assert not User.objects.exists()
+            response = agree_to_social_sign_up(client)
+            assert response.status_code == 302, response.content.decode()
         assert response.url == "/"
         assert token_request["code"] == [f"auth-code-{attempt}"]
         assert token_request["client_id"] == [CLIENT_IDS[provider]]
@@ -452,7 +469,8 @@ def test_kakao_address_it_has_not_verified_must_be_verified_here(client, social_
     query = start_login(client, "kakao")
     with responses.RequestsMock() as rsps:
         mock_provider(rsps, "kakao", verified=False)
-        response = callback(client, "kakao", code="c", state=query["state"])
+        callback(client, "kakao", code="c", state=query["state"])
+    response = agree_to_social_sign_up(client)
     assert response.status_code == 302
     assert response.url == reverse("account_email_verification_sent")
     assert session_user_id(client) is None
@@ -479,7 +497,8 @@ def test_unverified_kakao_email_does_not_take_over_the_registered_account(client
     query = start_login(client, "kakao")
     with responses.RequestsMock() as rsps:
         mock_provider(rsps, "kakao", email=verified_user.email, verified=False)
-        response = callback(client, "kakao", code="c", state=query["state"])
+        callback(client, "kakao", code="c", state=query["state"])
+    response = agree_to_social_sign_up(client)
     # The enumeration-safe answer: "check your email"; nothing is created or connected.
     assert response.status_code == 302
     assert response.url == reverse("account_email_verification_sent")
@@ -493,7 +512,8 @@ def test_naver_with_a_registered_email_does_not_take_over_that_account(client, s
     query = start_login(client, "naver")
     with responses.RequestsMock() as rsps:
         mock_provider(rsps, "naver", email=verified_user.email)
-        response = callback(client, "naver", code="c", state=query["state"])
+        callback(client, "naver", code="c", state=query["state"])
+    response = agree_to_social_sign_up(client)
     # The answer a new sign-up gets (no enumeration); the owner is emailed instead.
     assert response.status_code == 302
     assert response.url == reverse("account_email_verification_sent")

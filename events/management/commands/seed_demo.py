@@ -12,6 +12,7 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.utils import timezone
 
+from accounts.services import user_accept_terms
 from events.models import Discount, Event, PriceGrade, SeatLayout, Venue
 from events.services import performance_create, seat_layout_generate
 
@@ -250,5 +251,8 @@ class Command(BaseCommand):
         user = User.objects.filter(email=email).first()
         if user is None:
             user = User.objects.create_user(email=email, password=password, **fields)
+        if user.terms_accepted_at is None:
+            # As if they had signed up on the site, which asks for these.
+            user_accept_terms(user=user, marketing_consent=False)
         # Site sign-in requires a verified address (allauth); demo addresses cannot receive mail.
         EmailAddress.objects.update_or_create(user=user, email=email, defaults={"verified": True, "primary": True})
