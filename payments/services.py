@@ -15,13 +15,14 @@ import contextlib
 import dataclasses
 import datetime as dt
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.db import transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy, gettext_noop
+from django.utils.translation import gettext_lazy, gettext_noop, ngettext
 
 from events.models import Performance
 from notifications.models import Notification
@@ -54,6 +55,11 @@ REFUND_UNCONFIRMED = gettext_lazy(
 
 class RefundAlreadyAsked(PaymentError):
     """The same refund form arrived again; the first one is the refund."""
+
+
+class RefundRaced(PaymentError):
+    """I'mport refused the refund because another one of the same payment went through
+    first (its checksum): that one is recorded, and this one was not sent."""
 
 
 class RefundNotSent(PaymentError):
@@ -455,26 +461,34 @@ def payment_refund_to_account(*, payment: Payment, refund_holder: str, refund_ba
 # --- Refunds ------------------------------------------------------------------
 
 
-def refund_preview(*, reservation: Reservation, now: dt.datetime | None = None) -> RefundQuote:
+def refund_preview(*, reservation: Reservation, now: dt.datetime | None = None, line_ids=None) -> RefundQuote:
+    """What cancelling the booking now would refund; with `line_ids`, cancelling only
+    those of its tickets (their prices and their share of the booking fee)."""
     performance = reservation.performance
+    lines = list(reservation.lines.all())
+    booking_fee = reservation.fee_amount
+    if line_ids is not None:
+        chosen = [line for line in lines if line.pk in set(line_ids)]
+        booking_fee = reservation.fee_amount // len(lines) * len(chosen) if lines else 0
+        lines = chosen
     if performance.status == Performance.Status.CANCELLED:
         # The organiser called it off: the customer gets everything back, whenever.
-        tickets = sum(line.price for line in reservation.lines.all())
+        tickets = sum(line.price for line in lines)
         return RefundQuote(
             allowed=True,
             rule=_("This performance has been cancelled: the tickets and the booking fee are refunded in full."),
             ticket_amount=tickets,
-            booking_fee=reservation.fee_amount,
+            booking_fee=booking_fee,
             cancellation_fee=0,
             ticket_refund=tickets,
-            fee_refund=reservation.fee_amount,
+            fee_refund=booking_fee,
         )
     payment = reservation.payments.filter(status=Payment.Status.PAID).first()
     policy = Policy.from_dict(payment.refund_policy) if payment else policy_for_event(reservation.performance.event)
     quote = refund_quote(
         policy=policy,
-        ticket_prices=[line.price for line in reservation.lines.all()],
-        booking_fee=reservation.fee_amount,
+        ticket_prices=[line.price for line in lines],
+        booking_fee=booking_fee,
         booked_at=reservation.confirmed_at or reservation.created_at,
         starts_at=reservation.performance.starts_at,
         now=now or timezone.now(),
@@ -497,9 +511,13 @@ def payment_refund(
     refund_account: str = "",
     token: str = "",
     keep_some: bool = False,
+    check: Callable[[], None] | None = None,
+    then: Callable[[], None] | None = None,
 ) -> Payment:
     """Refund `amount` (partial or full) at I'mport and record it. `keep_some` refuses
     to refund all that is left (a booking that stays valid, see payment_refund_by_staff).
+    `check` may refuse (PaymentError) under the payment's lock, before anything is sent;
+    `then` runs in the transaction that records the refund (what the money was for).
 
     The checksum is the balance we believe is left: two refunds at the same moment make
     I'mport refuse the second instead of refunding twice. `token` (the refund form's)
@@ -529,6 +547,8 @@ def payment_refund(
             )
         if locked.method == Payment.Method.VBANK and not (refund_holder and refund_bank and refund_account):
             raise PaymentError(_("A virtual account payment needs the bank account to refund to."))
+        if check is not None:
+            check()
         _log(locked, "refund_requested", reason, amount=amount, **attempt)
     try:
         remote = get_gateway().cancel(
@@ -558,14 +578,14 @@ def payment_refund(
         # what it shows, as a sync does (a refund of everything cancels the booking), so
         # that the balance the next refund sends is right.
         _sync_remote(seen, "reconcile")
-        raise PaymentError(
+        raise RefundRaced(
             _(
                 "I'mport had already refunded more of this payment than was recorded here (another refund at the "
                 "same moment, or an earlier one whose answer was lost). That refund is now recorded, and this one "
                 "was not sent: check the amount refunded, and refund again if more is owed."
             )
         ) from exc
-    return _save_refund(payment.pk, remote, before=locked.refunded_amount, reason=reason)
+    return _save_refund(payment.pk, remote, before=locked.refunded_amount, reason=reason, then=then)
 
 
 def _attempt_open(payment: Payment, token: str) -> bool:
@@ -576,21 +596,32 @@ def _attempt_open(payment: Payment, token: str) -> bool:
     return asked > ended
 
 
-def _save_refund(payment_pk: int, remote: GatewayPayment, *, before: int, reason: str) -> Payment:
-    """Record the refunded total I'mport reports, if nobody has since `before`."""
+def _save_refund(payment_pk: int, remote: GatewayPayment, *, before: int, reason: str, then=None) -> Payment:
+    """Record the refunded total I'mport reports, if nobody has since `before`; then
+    `then`, in its own savepoint: the money has moved, and its record stays whatever
+    `then` finds."""
     with transaction.atomic():
         locked = Payment.objects.select_for_update().get(pk=payment_pk)
         refunded = min(remote.cancel_amount, locked.amount)
         if locked.refunded_amount != before:
-            if locked.refunded_amount == refunded:
-                return locked  # recorded meanwhile by the other request that found it: the same state
-            raise PaymentError(_("This payment was refunded meanwhile."))
-        locked.refunded_amount = refunded
-        if locked.refunded_amount >= locked.amount:
-            locked.status = Payment.Status.CANCELLED
-        locked.gateway_payload = remote.raw
-        locked.save()
-        _log(locked, "refunded", reason, amount=refunded - before)
+            if locked.refunded_amount != refunded:
+                raise PaymentError(_("This payment was refunded meanwhile."))
+            # Recorded meanwhile by the other request that found it (a sync): the same
+            # state, and the refund is still this one, for `then`.
+        else:
+            locked.refunded_amount = refunded
+            if locked.refunded_amount >= locked.amount:
+                locked.status = Payment.Status.CANCELLED
+            locked.gateway_payload = remote.raw
+            locked.save()
+            _log(locked, "refunded", reason, amount=refunded - before)
+        if then is not None:
+            try:
+                with transaction.atomic():
+                    then()
+            except reservation_services.ReservationError as exc:
+                logger.error("refund of %s recorded, but: %s", locked.merchant_uid, exc.message)
+                _log(locked, "refund_purpose_failed", exc.message)
     return locked
 
 
@@ -646,6 +677,109 @@ def booking_cancel(
         reservation=reservation,
         payment=payment,
         context={"refund": refund, "fee": quote.cancellation_fee},
+        now=now,
+    )
+    return quote
+
+
+def booking_cancel_tickets(
+    *,
+    reservation: Reservation,
+    line_ids,
+    actor,
+    refund_holder: str = "",
+    refund_bank: str = "",
+    refund_account: str = "",
+    now: dt.datetime | None = None,
+) -> RefundQuote:
+    """The customer cancels some tickets of a confirmed booking and keeps the rest (부분
+    취소): those tickets' refund by the policy, then their places go back on sale. All
+    of them is booking_cancel. Money first, as there: a refund I'mport refuses or does
+    not answer changes nothing, and the customer may try again."""
+    now = now or timezone.now()
+    if reservation.status != Reservation.Status.CONFIRMED:
+        raise PaymentError(_("Only a confirmed booking can be cancelled."))
+    line_ids = set(line_ids)
+    lines = list(reservation.lines.all())
+    if not line_ids or not line_ids <= {line.pk for line in lines}:
+        raise PaymentError(_("Those tickets are not on this booking any more. Please reload the page."))
+    if len(line_ids) == len(lines):
+        return booking_cancel(
+            reservation=reservation,
+            actor=actor,
+            refund_holder=refund_holder,
+            refund_bank=refund_bank,
+            refund_account=refund_account,
+            now=now,
+        )
+    if reservation.performance.status == Performance.Status.CANCELLED:
+        # Everything is refunded in full: one refund of the booking, not ticket by ticket.
+        raise PaymentError(_("This performance has been cancelled: cancel the whole booking for a full refund."))
+    quote = refund_preview(reservation=reservation, now=now, line_ids=line_ids)
+    if not quote.allowed:
+        raise PaymentError(quote.rule)
+    payment = reservation.payments.filter(status=Payment.Status.PAID).first()
+    if payment is None:
+        raise PaymentError(_("No payment was found for this booking."))
+    labels = ", ".join(line.label for line in lines if line.pk in line_ids)
+    reason = gettext_noop("tickets cancelled by customer")
+    refund = min(quote.total_refund, payment.refundable_amount)
+
+    def still_booked():
+        # Under the payment's lock, which every refund of it takes: tickets cancelled
+        # in another tab this instant are not refunded twice.
+        if not line_ids <= set(reservation.lines.values_list("pk", flat=True)):
+            raise PaymentError(_("Those tickets are not on this booking any more. Please reload the page."))
+        if Reservation.objects.filter(pk=reservation.pk, status=Reservation.Status.CONFIRMED).count() != 1:
+            raise PaymentError(_("Only a confirmed booking can be cancelled."))
+
+    def cancel_them():
+        reservation_services.reservation_cancel_tickets(
+            reservation=reservation, line_ids=line_ids, actor=actor, now=now
+        )
+
+    if refund:
+        # keep_some: the tickets that stay are still paid for. The tickets are cancelled
+        # in the transaction that records the refund, so no moment shows one without the other.
+        try:
+            payment = payment_refund(
+                payment=payment,
+                amount=refund,
+                reason=f"{reason}: {labels}",
+                refund_holder=refund_holder,
+                refund_bank=refund_bank,
+                refund_account=refund_account,
+                keep_some=True,
+                check=still_booked,
+                then=cancel_them,
+            )
+        except RefundRaced as exc:
+            # Another refund of this booking (another window) got there first.
+            raise PaymentError(
+                _("This booking was changed at the same moment in another window. Check it, then try again.")
+            ) from exc
+    else:
+        with transaction.atomic():  # nothing to send back (a fee of the whole price)
+            Payment.objects.select_for_update().get(pk=payment.pk)
+            still_booked()
+            cancel_them()
+    if reservation.lines.filter(pk__in=line_ids).exists():
+        # The refund is recorded, and the booking changed under it (cancelled in full in
+        # another tab): the payment's history says so, for staff.
+        raise PaymentError(_("Your refund was sent, but the tickets could not be cancelled. Please contact us."))
+    notification_queue(
+        kind=Notification.Kind.REFUNDED,
+        reservation=reservation,
+        payment=payment,
+        context={
+            "refund": refund,
+            "reason": ngettext(
+                "You cancelled %(count)d ticket: %(places)s. The rest of your booking stands.",
+                "You cancelled %(count)d tickets: %(places)s. The rest of your booking stands.",
+                len(line_ids),
+            )
+            % {"count": len(line_ids), "places": labels},
+        },
         now=now,
     )
     return quote

@@ -10,10 +10,12 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.phone import phone_display
+from reservations.forms import parse_id
 from reservations.models import Reservation
 from reservations.selectors import own_reservation
 from reservations.views import render_checkout
@@ -181,7 +183,17 @@ def cancel(request, code):
         messages.error(request, _("Only a confirmed booking can be cancelled."))
         return redirect(reservation.get_absolute_url())
     payment = reservation.payments.filter(status=Payment.Status.PAID).first()
-    quote = services.refund_preview(reservation=reservation)
+    lines = list(reservation.lines.all())
+    # Which tickets to cancel (부분 취소): all of them unless the customer ticks fewer.
+    data = request.POST if request.method == "POST" else request.GET
+    asked = {parse_id(value) for value in data.getlist("tickets")} if "tickets" in data else None
+    on_booking = {line.pk for line in lines}
+    if asked is not None and (not asked or not asked <= on_booking):
+        messages.error(request, _("Choose at least one ticket of this booking to cancel."))
+        return redirect("payments:cancel", code=reservation.code)
+    selected = on_booking if asked is None else asked
+    some = selected != on_booking
+    quote = services.refund_preview(reservation=reservation, line_ids=selected if some else None)
     needs_account = bool(payment and payment.method == Payment.Method.VBANK)
     signer = TimestampSigner(salt="booking-cancel")
     form = CancelForm(
@@ -193,26 +205,32 @@ def cancel(request, code):
         except BadSignature:
             form.add_error(None, _("The refund shown has expired. Please review it again."))
         else:
+            account = {name: form.cleaned_data[name] for name in ("refund_holder", "refund_bank", "refund_account")}
             try:
-                done = services.booking_cancel(
-                    reservation=reservation,
-                    actor=request.user,
-                    refund_holder=form.cleaned_data["refund_holder"],
-                    refund_bank=form.cleaned_data["refund_bank"],
-                    refund_account=form.cleaned_data["refund_account"],
-                )
+                if some:
+                    done = services.booking_cancel_tickets(
+                        reservation=reservation, line_ids=selected, actor=request.user, **account
+                    )
+                else:
+                    done = services.booking_cancel(reservation=reservation, actor=request.user, **account)
             except services.PaymentError as exc:
                 form.add_error(None, exc.message)
             else:
-                messages.success(
-                    request,
-                    _("Your booking is cancelled. %(amount)s will be refunded.") % {"amount": krw(done.total_refund)},
-                )
+                amount = krw(done.total_refund)
+                if some:
+                    message = ngettext(
+                        "%(count)d ticket cancelled: %(amount)s will be refunded. The rest of your booking stands.",
+                        "%(count)d tickets cancelled: %(amount)s will be refunded. The rest of your booking stands.",
+                        len(selected),
+                    ) % {"count": len(selected), "amount": amount}
+                else:
+                    message = _("Your booking is cancelled. %(amount)s will be refunded.") % {"amount": amount}
+                messages.success(request, message)
                 return redirect(reservation.get_absolute_url())
     return render(
         request,
         "payments/cancel.html",
-        {"reservation": reservation, "quote": quote, "form": form},
+        {"reservation": reservation, "quote": quote, "form": form, "lines": lines, "selected": selected, "some": some},
         status=400 if form.errors else 200,
     )
 

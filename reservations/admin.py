@@ -17,12 +17,19 @@ from ticketing.formatting import krw
 
 from . import services
 from .forms import parse_id
-from .models import InventoryItem, Reservation, ReservationLine, ReservationTransition
+from .models import CancelledTicket, InventoryItem, Reservation, ReservationLine, ReservationTransition
 
 
 class ReservationLineInline(ReadOnlyTabularInline):
     model = ReservationLine
     fields = ["label", "grade_name", "discount_name", "list_price", "price"]
+
+
+class CancelledTicketInline(ReadOnlyTabularInline):
+    """Tickets cancelled out of the booking (부분 취소); the refund is on its payment."""
+
+    model = CancelledTicket
+    fields = ["label", "grade_name", "discount_name", "price", "cancelled_at", "actor"]
 
 
 class ReservationTransitionInline(ReadOnlyTabularInline):
@@ -121,7 +128,7 @@ class ReservationAdmin(ServiceWrittenAdmin):
         "confirmed_at",
         "cancelled_at",
     ]
-    inlines = [ReservationLineInline, ReservationTransitionInline]
+    inlines = [ReservationLineInline, CancelledTicketInline, ReservationTransitionInline]
     actions = ["release_holds", "cancel_refunded"]
 
     def get_queryset(self, request):

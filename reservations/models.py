@@ -227,6 +227,35 @@ class ReservationLine(models.Model):
         return self.label
 
 
+class CancelledTicket(models.Model):
+    """A ticket cancelled out of a booking that stands (부분 취소): its line is gone, so
+    that every count and price of the booking is of what is still booked, and this is
+    the receipt of what was given back."""
+
+    reservation = models.ForeignKey(Reservation, on_delete=models.CASCADE, related_name="cancelled_tickets")
+    label = models.CharField(_("place"), max_length=120)
+    grade_name = models.CharField(_("grade name"), max_length=40)
+    discount_name = models.CharField(_("discount name"), max_length=40, blank=True)
+    price = models.PositiveIntegerField(_("price (KRW)"))
+    cancelled_at = models.DateTimeField(_("cancelled at"))
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("by"),
+    )
+
+    class Meta:
+        ordering = ["cancelled_at", "id"]
+        verbose_name = _("cancelled ticket")
+        verbose_name_plural = _("cancelled tickets")
+
+    def __str__(self):
+        return self.label
+
+
 # The reason a hold is released when its customer changes its seats for others.
 SEATS_CHANGED = gettext_noop("changed seats")
 

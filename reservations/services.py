@@ -36,6 +36,7 @@ from ticketing.db import is_lock_conflict
 from . import hold_sql
 from .models import (
     SEATS_CHANGED,
+    CancelledTicket,
     InventoryItem,
     Reservation,
     ReservationLine,
@@ -895,6 +896,54 @@ def reservation_cancel(*, reservation: Reservation, actor, reason: str = "", now
     )
     _transition(reservation, Status.CANCELLED, actor=actor, reason=reason, now=now, cancelled_at=now)
     return reservation
+
+
+@transaction.atomic
+def reservation_cancel_tickets(*, reservation: Reservation, line_ids, actor, now=None) -> list[CancelledTicket]:
+    """Cancel some tickets of a confirmed booking (부분 취소): their places go back on
+    sale, their lines become CancelledTicket receipts and the booking's amounts are of
+    the tickets left (refunds: payments). At least one ticket must stay: cancelling
+    them all is cancelling the booking (reservation_cancel)."""
+    now = now or timezone.now()
+    reservation = _locked(reservation)
+    if reservation.status != Status.CONFIRMED:
+        raise InvalidTransition(
+            _("A booking that is %(status)s cannot be cancelled.") % {"status": reservation.get_status_display()}
+        )
+    lines = list(reservation.lines.all())
+    chosen = [line for line in lines if line.pk in set(line_ids)]
+    if not chosen or len(chosen) != len(set(line_ids)):
+        raise ReservationError(_("Those tickets are not on this booking any more. Please reload the page."))
+    if len(chosen) == len(lines):
+        raise ReservationError(_("To cancel every ticket, cancel the booking."))
+    fee_per_ticket = reservation.fee_amount // len(lines)
+    released = InventoryItem.objects.filter(
+        pk__in=[line.item_id for line in chosen], reservation=reservation, status=InventoryItem.Status.SOLD
+    ).update(status=InventoryItem.Status.AVAILABLE, reservation=None, held_until=None)
+    if released != len(chosen):  # the booking's lock is held: nothing else frees its places
+        raise ReservationError(_("Those tickets are not on this booking any more. Please reload the page."))
+    receipts = CancelledTicket.objects.bulk_create(
+        CancelledTicket(
+            reservation=reservation,
+            label=line.label,
+            grade_name=line.grade_name,
+            discount_name=line.discount_name,
+            price=line.price,
+            cancelled_at=now,
+            actor=actor,
+        )
+        for line in chosen
+    )
+    ReservationLine.objects.filter(pk__in=[line.pk for line in chosen]).delete()
+    kept = [line for line in lines if line not in chosen]
+    _price(reservation, kept, fee=fee_per_ticket)
+    Reservation.objects.filter(pk=reservation.pk).update(
+        ticket_amount=reservation.ticket_amount,
+        fee_amount=reservation.fee_amount,
+        total_amount=reservation.total_amount,
+        updated_at=now,
+    )
+    return receipts
 
 
 # Why holds are let go when staff call a performance off (shown translated).

@@ -239,6 +239,7 @@ def render_checkout(
             "seconds_left": reservation.seconds_left(now),
             "fee_per_ticket": reservation.fee_amount // len(lines) if lines else 0,
             "booker_phone": phone_display(reservation.booker_phone),
+            "cancelled_tickets": list(reservation.cancelled_tickets.all()),
             "discount_form": discount_form,
             "discounts_offered": discount_form.offered if discount_form else [],
             # Who may use each discount is checked at the door: said on the booking.

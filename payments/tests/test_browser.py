@@ -85,7 +85,7 @@ def test_cancel_with_the_previewed_refund(shop, page, performance):
     sign_in(page, shop, customer)
     hold_two_seats(page, shop, performance)
     pay(page, "Credit or debit card", "Approve payment")
-    page.get_by_role("link", name="Cancel booking").click()
+    page.get_by_role("link", name="Cancel all or some tickets").click()
     preview = page.locator("#refund-preview")
     assert "₩244,000" in preview.inner_text()  # booked today: everything back, booking fee too
     page.get_by_role("button", name=re.compile("Cancel and refund ₩244,000")).click()
@@ -93,3 +93,29 @@ def test_cancel_with_the_previewed_refund(shop, page, performance):
     assert page.get_by_text("Your booking is cancelled.").is_visible()
     payment = Payment.objects.get(reservation__user=customer)
     assert (payment.status, payment.refunded_amount) == ("cancelled", 244000)
+
+
+def test_cancel_one_of_two_tickets_and_keep_the_other(shop, page, performance):
+    customer = UserFactory()
+    sign_in(page, shop, customer)
+    hold_two_seats(page, shop, performance)
+    pay(page, "Credit or debit card", "Approve payment")
+    page.get_by_role("link", name="Cancel all or some tickets").click()
+    page.wait_for_url("**/cancel/")
+    page.wait_for_load_state()
+    assert not page.locator("#update-refund").is_visible()  # the boxes update the refund themselves
+
+    page.get_by_label(re.compile(A1)).uncheck()  # keep A1
+    page.wait_for_url(re.compile(r"tickets="))
+    assert "₩122,000" in page.locator("#refund-preview").inner_text()  # A2 and its booking fee, booked today
+    page.get_by_role("button", name=re.compile("Cancel 1 ticket and refund ₩122,000")).click()
+
+    page.wait_for_url(re.compile(r"/my/bookings/T\w+/$"))
+    assert "1 ticket cancelled: ₩122,000 will be refunded." in page.locator(".messages").inner_text()
+    assert A2 in page.locator("#cancelled-tickets").inner_text()
+    assert page.get_by_text("E-ticket").is_visible()  # the booking stands, for A1
+    reservation = Reservation.objects.get(user=customer)
+    assert reservation.status == "confirmed"
+    assert [line.label for line in reservation.lines.all()] == [A1]
+    payment = Payment.objects.get(reservation=reservation)
+    assert (payment.status, payment.refunded_amount) == ("paid", 122000)

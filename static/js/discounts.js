@@ -4,6 +4,8 @@
 (() => {
   const form = document.getElementById("discount-form");
   if (!form) return;
+  const apply = document.getElementById("discount-apply");
+  if (apply) apply.hidden = true; // a choice applies by itself
   form.addEventListener("change", (event) => {
     if (event.target.tagName !== "SELECT") return;
     const pay = document.getElementById("pay-button");
