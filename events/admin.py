@@ -242,8 +242,26 @@ class PriceGradeInline(admin.TabularInline):
                         )
                 super().hand_clean_DELETE()
 
-        formset.form = GradeForm
-        return formset
+        class GradeFormSet(formset):
+            def clean(self):
+                super().clean()
+                # The database refuses "R" beside "r" (grade_unique_code_any_case); the
+                # inline's own uniqueness check compares exact codes only.
+                seen = {}
+                for form in self.forms:
+                    code = form.cleaned_data.get("code") if hasattr(form, "cleaned_data") else None
+                    if not code or form.cleaned_data.get("DELETE"):
+                        continue
+                    if code.lower() in seen and seen[code.lower()] != code:
+                        form.add_error(
+                            "code",
+                            _("%(code)s and %(other)s are one grade: use one spelling.")
+                            % {"code": code, "other": seen[code.lower()]},
+                        )
+                    seen.setdefault(code.lower(), code)
+
+        GradeFormSet.form = GradeForm
+        return GradeFormSet
 
 
 class DiscountInline(admin.TabularInline):

@@ -13,6 +13,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import F, Q
+from django.db.models.functions import Lower
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -231,6 +232,16 @@ class PriceGrade(models.Model):
                 fields=["event", "code"],
                 name="grade_unique_code_per_event",
                 violation_error_message=_("This event already has a grade with that code."),
+            ),
+            # "R" and "r" would read as one grade to customers and staff, and the seats of
+            # a layout name theirs in one spelling only.
+            models.UniqueConstraint(
+                "event",
+                Lower("code"),
+                name="grade_unique_code_any_case",
+                violation_error_message=_(
+                    "This event already has a grade with that code in other letters (R and r are one grade)."
+                ),
             ),
             models.CheckConstraint(
                 condition=Q(price__gte=0),

@@ -997,3 +997,11 @@ def test_a_standing_zone_s_capacity_is_bounded_on_the_sections_table_too(staff_c
 def test_performances_are_not_deleted_in_bulk(staff_client, performance):
     page = staff_client.get(reverse("admin:events_performance_changelist")).content.decode()
     assert 'value="delete_selected"' not in page  # one at a time, from its page, where refusals are said
+
+
+def test_event_inline_refuses_a_grade_code_in_other_letters(staff_client, draft_event):
+    data = _event_form(draft_event, [{"code": "r", "price": 50000}], existing=list(draft_event.grades.all()))
+    response = staff_client.post(reverse("admin:events_event_change", args=[draft_event.pk]), data)
+    assert response.status_code == 200
+    assert "r and R are one grade: use one spelling." in _errors(response)
+    assert list(draft_event.grades.values_list("code", flat=True)) == ["R"]
