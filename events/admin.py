@@ -659,7 +659,11 @@ class PerformanceAdmin(admin.ModelAdmin):
     @admin.display(description=gettext_lazy("seats"))
     def seats_link(self, obj):
         return format_html(
-            '<a href="{}">{}</a>', reverse("admin:events_performance_seats", args=[obj.pk]), _("Seat view")
+            '<a href="{}">{}</a> · <a href="{}">{}</a>',
+            reverse("admin:events_performance_seats", args=[obj.pk]),
+            _("Seat view"),
+            reverse("admin:reservations_checkin_scan", args=[obj.pk]),
+            _("Entrance"),
         )
 
     def get_urls(self):

@@ -1,7 +1,11 @@
+import datetime as dt
+
 from django.contrib import admin, messages
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count
-from django.urls import reverse
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
@@ -16,6 +20,7 @@ from ticketing.admin_helpers import ReadOnlyTabularInline, ServiceWrittenAdmin
 from ticketing.formatting import krw
 
 from . import services
+from .checkin import admission_counts, ticket_admit
 from .forms import parse_id
 from .models import CancelledTicket, InventoryItem, Reservation, ReservationLine, ReservationTransition
 
@@ -231,6 +236,63 @@ class ReservationAdmin(ServiceWrittenAdmin):
                 _("%(count)d were not confirmed bookings and were left alone.") % {"count": others},
                 messages.WARNING,
             )
+
+    # --- Entrance (입장 확인) -------------------------------------------------
+
+    def get_urls(self):
+        return [
+            path("checkin/", self.admin_site.admin_view(self.checkin_list_view), name="reservations_checkin"),
+            path(
+                "checkin/<int:performance_id>/",
+                self.admin_site.admin_view(self.checkin_view),
+                name="reservations_checkin_scan",
+            ),
+            *super().get_urls(),
+        ]
+
+    @staticmethod
+    def _may_check_in(request) -> None:
+        if not request.user.has_perm("reservations.check_in"):
+            raise PermissionDenied
+
+    def checkin_list_view(self, request):
+        """Performances whose doors are open about now: where door staff start."""
+        self._may_check_in(request)
+        now = timezone.now()
+        performances = (
+            Performance.objects.filter(
+                starts_at__gte=now - dt.timedelta(hours=6), starts_at__lte=now + dt.timedelta(hours=18)
+            )
+            .exclude(status=Performance.Status.CANCELLED)
+            .select_related("event", "layout__venue")
+            .order_by("starts_at")
+        )
+        context = {**self.admin_site.each_context(request), "title": _("Entrance"), "performances": performances}
+        return TemplateResponse(request, "admin/reservations/checkin_list.html", context)
+
+    def checkin_view(self, request, performance_id):
+        """Scan (or type) a ticket's code: admitted once, or why not, in a word and a colour."""
+        self._may_check_in(request)
+        performance = get_object_or_404(Performance.objects.select_related("event", "layout__venue"), pk=performance_id)
+        admission = None
+        if request.method == "POST":
+            admission = ticket_admit(token=request.POST.get("code", ""), performance=performance, staff=request.user)
+        admitted, booked = admission_counts(performance)
+        recent = (
+            ReservationLine.objects.filter(reservation__performance=performance, admitted_at__isnull=False)
+            .select_related("reservation", "admitted_by")
+            .order_by("-admitted_at")[:10]
+        )
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Entrance: %(performance)s") % {"performance": performance},
+            "performance": performance,
+            "admission": admission,
+            "admitted": admitted,
+            "booked": booked,
+            "recent": recent,
+        }
+        return TemplateResponse(request, "admin/reservations/checkin.html", context)
 
 
 @admin.register(InventoryItem)

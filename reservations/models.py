@@ -167,6 +167,8 @@ class Reservation(models.Model):
         ]
         verbose_name = _("reservation")
         verbose_name_plural = _("reservations")
+        # Door staff scan tickets and need nothing else of the admin.
+        permissions = [("check_in", _("Can admit ticket holders at the entrance"))]
 
     def __str__(self):
         return self.code
@@ -217,6 +219,16 @@ class ReservationLine(models.Model):
         verbose_name=_("discount"),
     )
     discount_name = models.CharField(_("discount name"), max_length=40, blank=True)
+    # Scanned in at the entrance (reservations.checkin): once, by whom.
+    admitted_at = models.DateTimeField(_("admitted"), null=True, blank=True)
+    admitted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("admitted by"),
+    )
 
     class Meta:
         ordering = ["id"]

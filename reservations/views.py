@@ -229,7 +229,10 @@ def render_checkout(
                 p.status == Payment.Status.PAID and p.method == Payment.Method.VBANK for p in payments
             ),
             "refund_needs_account": any(p.needs_refund and p.method == Payment.Method.VBANK for p in payments),
-            "ticket_qr": ticket_qr_svg(reservation) if status == "confirmed" else None,
+            # One code per ticket: companions can each show their own at the door.
+            "tickets": [(line, ticket_qr_svg(line, reservation.code)) for line in lines]
+            if status == "confirmed"
+            else [],
             "performance": reservation.performance,
             "event": reservation.performance.event,
             "lines": lines,
