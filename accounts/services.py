@@ -164,6 +164,8 @@ def user_delete(*, user: User, now: dt.datetime | None = None) -> User:
 
     payments_erase_personal_data(user=user)
     notifications_erase_personal_data(user=user)
+    # The booker named at checkout is this person too (the booking itself is kept).
+    Reservation.objects.filter(user=user).update(booker_name="", booker_phone="")
     EmailAddress.objects.filter(user=user).delete()  # and their confirmations
     SocialAccount.objects.filter(user=user).delete()  # and their tokens
     user.email = f"deleted-{user.pk}@{DELETED_EMAIL_DOMAIN}"

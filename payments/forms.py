@@ -27,6 +27,9 @@ class PayForm(forms.Form):
         label=_("I have read the cancellation and refund policy and agree to it."),
         error_messages={"required": _("Please agree to the refund policy to continue.")},
     )
+    # The total the page showed on its pay button: a tab left open while the ticket
+    # types were changed in another must not open the payment window at another amount.
+    shown_total = forms.IntegerField(required=False, min_value=0, widget=forms.HiddenInput)
 
     @classmethod
     def initial_for(cls, reservation, user) -> dict:

@@ -50,6 +50,17 @@ def pay(request, code):
     if not form.is_valid():
         # The checkout again, with the fields as typed and what is wrong with them.
         return render_checkout(request, reservation, pay_form=form, http_status=400)
+    shown = form.cleaned_data["shown_total"]
+    if shown is not None and shown != reservation.total_amount:
+        messages.error(
+            request,
+            _(
+                "The total of this booking is now %(total)s: its ticket types were changed in another window. "
+                "Check it, then pay."
+            )
+            % {"total": krw(reservation.total_amount)},
+        )
+        return redirect(reservation.get_absolute_url() + "#pay-title")
     try:
         payment = services.payment_start(
             reservation=reservation,

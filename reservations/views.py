@@ -10,7 +10,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_POST, require_safe
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from accounts.phone import phone_display
 from events.models import Discount, Section
@@ -165,6 +165,7 @@ def render_checkout(
     reservation: Reservation,
     *,
     discount_form: DiscountForm | None = None,
+    discount_error: str = "",
     pay_form: PayForm | None = None,
     http_status: int = 200,
 ):
@@ -244,6 +245,7 @@ def render_checkout(
             "booker_phone": phone_display(reservation.booker_phone),
             "cancelled_tickets": list(reservation.cancelled_tickets.all()),
             "discount_form": discount_form,
+            "discount_error": discount_error,
             "discounts_offered": discount_form.offered if discount_form else [],
             # Who may use each discount is checked at the door: said on the booking.
             "discount_conditions": _discount_conditions(lines) if status == "confirmed" else [],
@@ -266,17 +268,20 @@ def _discount_conditions(lines) -> list:
 
 
 @login_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 def discounts(request, code):
     """The checkout's ticket types: each ticket at its full price or a discount."""
     reservation = own_reservation(user=request.user, code=code)
+    if request.method == "GET":  # the address kept by a language switch or history: the booking is where to choose
+        return redirect(reservation.get_absolute_url())
     lines = list(reservation.lines.all())
     form = _discount_form(reservation, lines, request.POST)
     if form.is_valid():
         try:
             chosen = services.reservation_choose_discounts(reservation=reservation, choices=form.choices())
         except services.ReservationError as exc:
-            form.add_error(None, exc.message)
+            # Shown beside the ticket types as they still are, not as refused.
+            return render_checkout(request, reservation, discount_error=exc.message, http_status=400)
         else:
             total = krw(chosen.total_amount)
             messages.success(request, _("Ticket types saved. The total to pay is now %(total)s.") % {"total": total})

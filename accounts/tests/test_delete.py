@@ -119,6 +119,7 @@ def test_deleting_erases_personal_data_keeps_bookings_and_signs_out(client, cust
     SocialAccount.objects.create(user=customer, provider="naver", uid="n-uid")
     later = performance.starts_at + dt.timedelta(days=1)
     past_booking = book(customer, performance, seat(1))  # the performance is over by `later`
+    Reservation.objects.filter(pk=past_booking.pk).update(booker_name="김예매", booker_phone="+821012345678")
     cancelled = book(customer, performance, seat(2))
     reservation_cancel(reservation=cancelled, actor=customer)
     client.force_login(customer)
@@ -132,6 +133,7 @@ def test_deleting_erases_personal_data_keeps_bookings_and_signs_out(client, cust
         cancelled.code,
     }
     assert ReservationLine.objects.filter(reservation=past_booking).count() == 1
+    assert not Reservation.objects.filter(user=customer).exclude(booker_name="", booker_phone="").exists()
     # Their other sessions end too: the session no longer matches the password hash.
     assert client.get(reverse("accounts:my_page")).status_code == 302
 

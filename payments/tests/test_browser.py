@@ -119,3 +119,32 @@ def test_cancel_one_of_two_tickets_and_keep_the_other(shop, page, performance):
     assert [line.label for line in reservation.lines.all()] == [A1]
     payment = Payment.objects.get(reservation=reservation)
     assert (payment.status, payment.refunded_amount) == ("paid", 122000)
+
+
+def test_on_a_phone_a_mistyped_phone_number_is_shown_where_the_customer_looks(shop, browser, performance):
+    from reservations.services import Selection, reservation_hold
+
+    context = browser.new_context(locale="en-US", viewport={"width": 390, "height": 800}, is_mobile=True)
+    page = context.new_page()
+    try:
+        customer = UserFactory()
+        (seat,) = seat_items(performance, A1)
+        reservation = reservation_hold(
+            user=customer, performance=performance, selection=Selection(item_ids=(seat.pk,)), request_token="t"
+        )
+        sign_in(page, shop, customer)
+        page.goto(shop.url + reservation.get_absolute_url())
+        page.get_by_label("Mobile phone").fill("010-12")
+        page.get_by_label("I have read the cancellation and refund policy").check()
+        page.locator("#pay-button").click()
+        page.wait_for_url(re.compile(r"/pay/$"))
+        error = page.locator("#pay-errors")
+        error.wait_for()
+        page.wait_for_function("document.activeElement && document.activeElement.id === 'pay-errors'")
+        box = error.bounding_box()
+        assert 0 <= box["y"] <= 800 - box["height"], box  # in view, not 1,600 px down
+        assert page.get_by_text("Enter a valid phone number").is_visible()
+        assert page.get_by_label("Mobile phone").input_value() == "010-12"  # kept as typed
+        assert not Payment.objects.exists()
+    finally:
+        context.close()

@@ -893,3 +893,20 @@ def test_paying_from_a_tab_that_shows_the_old_total_is_refused_and_opens_nothing
     reservation.refresh_from_db()
     assert reservation.status == "held"
     assert start(reservation).amount == 62000
+
+
+def test_a_tab_showing_an_old_total_does_not_open_the_payment_window(client, fake_iamport, alice, performance):
+    reservation = hold(alice, performance, A1)
+    client.force_login(alice)
+    page = client.get(reservation.get_absolute_url()).content.decode()
+    assert 'name="shown_total" value="122000"' in page
+    _choose_for_every_line(reservation, _half_price(performance))  # in another tab
+
+    response = client.post(
+        reverse("payments:pay", args=[reservation.code]), {**PAY_FORM, "shown_total": "122000"}, follow=True
+    )
+
+    assert "The total of this booking is now ₩62,000" in response.content.decode()
+    assert not Payment.objects.exists()
+    response = client.post(reverse("payments:pay", args=[reservation.code]), {**PAY_FORM, "shown_total": "62000"})
+    assert response.context["params"]["amount"] == 62000
