@@ -234,7 +234,9 @@ class PriceGrade(models.Model):
                 violation_error_message=_("This event already has a grade with that code."),
             ),
             # "R" and "r" would read as one grade to customers and staff, and the seats of
-            # a layout name theirs in one spelling only.
+            # a layout name theirs in one spelling only. On MariaDB the code's
+            # case-insensitive collation already makes the constraint above refuse them
+            # (Django does not create this one there: check W044); this is for SQLite.
             models.UniqueConstraint(
                 "event",
                 Lower("code"),

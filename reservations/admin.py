@@ -27,14 +27,26 @@ from .models import CancelledTicket, InventoryItem, Reservation, ReservationLine
 
 class ReservationLineInline(ReadOnlyTabularInline):
     model = ReservationLine
-    fields = ["label", "grade_name", "discount_name", "list_price", "price"]
+    fields = ["label", "grade_name", "discount_name", "full_price", "paid", "admitted_at"]
+
+    @admin.display(description=gettext_lazy("full price (KRW)"))
+    def full_price(self, obj):
+        return krw(obj.list_price)
+
+    @admin.display(description=gettext_lazy("price (KRW)"))
+    def paid(self, obj):
+        return krw(obj.price)
 
 
 class CancelledTicketInline(ReadOnlyTabularInline):
     """Tickets cancelled out of the booking (부분 취소); the refund is on its payment."""
 
     model = CancelledTicket
-    fields = ["label", "grade_name", "discount_name", "price", "cancelled_at", "actor"]
+    fields = ["label", "grade_name", "discount_name", "paid", "cancelled_at", "actor"]
+
+    @admin.display(description=gettext_lazy("price (KRW)"))
+    def paid(self, obj):
+        return krw(obj.price)
 
 
 class ReservationTransitionInline(ReadOnlyTabularInline):

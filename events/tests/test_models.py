@@ -126,3 +126,15 @@ def test_sales_state(status, open_delta, close_delta, start_delta, expected):
 
 def test_layout_factory_default_is_usable():
     assert LayoutFactory().seats.count() == 30
+
+
+def test_grade_codes_differing_only_in_case_are_refused_by_the_database(db):
+    from django.db import IntegrityError, transaction
+
+    from events.models import PriceGrade
+    from events.tests.factories import EventFactory
+
+    event = EventFactory(grades=[("R", 100000)])
+    with pytest.raises(IntegrityError), transaction.atomic():
+        PriceGrade.objects.create(event=event, code="r", price=1000)
+    assert list(event.grades.values_list("code", flat=True)) == ["R"]

@@ -274,3 +274,19 @@ def test_the_event_page_lists_its_discounts(client, performance, youth, disabled
     assert 'id="discount-list"' in page
     assert "청소년 할인</strong> 20%" in page and "만 13~18세" in page
     assert "장애인 할인</strong> 50%" in page and "at most 2 tickets per booking" in page
+
+
+def test_checkout_queries_do_not_grow_with_tickets_or_discounts(client, alice, bob, performance, youth, disabled):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def queries(user, *labels):
+        reservation = hold(user, performance, *labels)
+        client.force_login(user)
+        with CaptureQueriesContext(connection) as captured:
+            assert client.get(reservation.get_absolute_url()).status_code == 200
+        return len(captured)
+
+    one = queries(alice, A1)
+    Discount.objects.create(event=performance.event, name="조기예매", amount_off=5000)
+    assert queries(bob, A2, A3, C1, "1층 A구역 B열 1번") == one
