@@ -230,9 +230,11 @@ def _apply(remote: GatewayPayment, source: str) -> SyncResult:
         if payment.status == Payment.Status.PAID and remote.cancel_amount > payment.refunded_amount:
             # Part refunded at I'mport (its console, or our refund whose answer was lost):
             # recorded, so that the balance the next refund sends is right.
+            before = payment.refunded_amount
             payment.refunded_amount = min(remote.cancel_amount, payment.amount)
             payment.save(update_fields=["gateway_payload", "refunded_amount", "updated_at"])
             _log(payment, "refund_recorded", amount=payment.refunded_amount)
+            _finish_unanswered_cancel(payment, reservation, found=payment.refunded_amount - before)
             return SyncResult(payment, "refunded", _("Refunded %(amount)s.") % {"amount": krw(payment.refunded_amount)})
         if payment.status == Payment.Status.PAID:
             payment.save(update_fields=["gateway_payload", "updated_at"])
@@ -363,6 +365,40 @@ def _owe_refund(payment: Payment, remote: GatewayPayment, message: str) -> SyncR
     payment.save()
     _log(payment, "refund_owed", message, amount=remote.amount)
     return SyncResult(payment, "refund_owed" if payment.needs_refund else "refunded", message)
+
+
+def _finish_unanswered_cancel(payment: Payment, reservation: Reservation, *, found: int) -> None:
+    """A customer's cancellation whose refund I'mport made but whose answer was lost
+    (and could not be looked up then) is finished when a sync finds that refund: else
+    the booking would stand with its money back, and cancelling again would refund the
+    same tickets twice. Only an attempt that ended unanswered, for exactly this amount;
+    one still in flight is finished by its own request."""
+    attempt = payment.events.filter(kind="refund_requested").order_by("-pk").first()
+    purpose = attempt.data.get("purpose") if attempt else None
+    if not purpose or attempt.data.get("amount") != found:
+        return
+    if not payment.events.filter(pk__gt=attempt.pk, kind="refund_not_sent").exists():
+        return
+    try:
+        with transaction.atomic():
+            if purpose.get("cancel") == "tickets":
+                reservation_services.reservation_cancel_tickets(
+                    reservation=reservation, line_ids=purpose.get("lines", []), actor=None
+                )
+                kind = Notification.Kind.REFUNDED
+            else:
+                reservation_services.reservation_cancel(
+                    reservation=reservation,
+                    actor=None,
+                    reason=gettext_noop("cancelled by customer, refund found later"),
+                )
+                kind = Notification.Kind.BOOKING_CANCELLED
+    except reservation_services.ReservationError as exc:  # changed since (staff, another window)
+        logger.warning("refund of %s found for %s, not finished: %s", found, reservation.code, exc.message)
+        _log(payment, "refund_purpose_failed", exc.message)
+        return
+    _log(payment, "cancel_finished", amount=found, purpose=purpose)
+    notification_queue(kind=kind, reservation=reservation, payment=payment, context={"refund": found})
 
 
 def _record_refund(payment: Payment, remote: GatewayPayment, reservation: Reservation, source: str) -> SyncResult:
@@ -513,11 +549,14 @@ def payment_refund(
     keep_some: bool = False,
     check: Callable[[], None] | None = None,
     then: Callable[[], None] | None = None,
+    purpose: dict | None = None,
 ) -> Payment:
     """Refund `amount` (partial or full) at I'mport and record it. `keep_some` refuses
     to refund all that is left (a booking that stays valid, see payment_refund_by_staff).
     `check` may refuse (PaymentError) under the payment's lock, before anything is sent;
     `then` runs in the transaction that records the refund (what the money was for).
+    `purpose` is kept on the attempt, so that a refund whose answer is lost and that a
+    later sync finds at I'mport finishes what it was for (_finish_unanswered_cancel).
 
     The checksum is the balance we believe is left: two refunds at the same moment make
     I'mport refuse the second instead of refunding twice. `token` (the refund form's)
@@ -525,6 +564,8 @@ def payment_refund(
     then the second asks for a balance that is right.
     """
     attempt = {"token": token} if token else {}
+    if purpose:
+        attempt["purpose"] = purpose
     with transaction.atomic():
         locked = Payment.objects.select_for_update().get(pk=payment.pk)
         if token and _attempt_open(locked, token):
@@ -665,6 +706,7 @@ def booking_cancel(
             refund_holder=refund_holder,
             refund_bank=refund_bank,
             refund_account=refund_account,
+            purpose={"cancel": "booking"},
         )
     try:
         reservation_services.reservation_cancel(
@@ -752,6 +794,7 @@ def booking_cancel_tickets(
                 keep_some=True,
                 check=still_booked,
                 then=cancel_them,
+                purpose={"cancel": "tickets", "lines": sorted(line_ids)},
             )
         except RefundRaced as exc:
             # Another refund of this booking (another window) got there first.

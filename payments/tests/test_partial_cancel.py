@@ -223,3 +223,81 @@ def test_the_same_ticket_cancelled_from_two_windows_at_once_is_refunded_once(fak
     assert Payment.objects.get(pk=payment.pk).refunded_amount == 122000
     assert CancelledTicket.objects.filter(reservation=reservation).count() == 1
     assert sorted(line.label for line in Reservation.objects.get(pk=reservation.pk).lines.all()) == [A1, A3]
+
+
+# --- A refund I'mport made whose answer was lost, found by a later sync -----------------
+
+
+def _refund_answer_lost_and_lookup_down(monkeypatch):
+    """I'mport refunds, its answer never arrives, and the lookup right after fails too."""
+    from payments.gateway import Gateway, GatewayUnavailable
+
+    real_cancel, real_find = Gateway.cancel, Gateway.find
+    down = {"find": True}
+
+    def refunds_then_times_out(self, **kwargs):
+        real_cancel(self, **kwargs)
+        raise GatewayUnavailable("read timed out")
+
+    def find(self, **kwargs):
+        if down["find"]:
+            raise GatewayUnavailable("connection refused")
+        return real_find(self, **kwargs)
+
+    monkeypatch.setattr(Gateway, "cancel", refunds_then_times_out)
+    monkeypatch.setattr(Gateway, "find", find)
+    return down
+
+
+@pytest.mark.parametrize("some", [True, False], ids=["some tickets", "the booking"])
+def test_a_cancellation_whose_refund_answer_was_lost_is_finished_by_the_next_sync(
+    fake_iamport, alice, performance, monkeypatch, some
+):
+    reservation, payment = paid_booking(fake_iamport, alice, performance, A1, A2)
+    starts = reservation.performance.starts_at
+    Reservation.objects.filter(pk=reservation.pk).update(confirmed_at=starts - dt.timedelta(days=30))
+    reservation.refresh_from_db()
+    now = starts - dt.timedelta(days=8)  # a 10% fee: I'mport keeps part, so the payment stays "paid"
+    down = _refund_answer_lost_and_lookup_down(monkeypatch)
+    a2 = line_of(reservation, A2).pk
+    with pytest.raises(services.RefundNotSent):
+        if some:
+            services.booking_cancel_tickets(reservation=reservation, line_ids=[a2], actor=alice, now=now)
+        else:
+            services.booking_cancel(reservation=reservation, actor=alice, now=now)
+    down["find"] = False
+    refunded = remote(payment).cancel_amount  # I'mport did refund
+    assert refunded == (108000 if some else 216000)
+
+    services.payment_sync(imp_uid=payment.imp_uid, source="reconcile")  # I'mport answers again
+
+    payment.refresh_from_db()
+    reservation.refresh_from_db()
+    assert payment.refunded_amount == refunded
+    if some:
+        assert reservation.status == "confirmed" and [line.label for line in reservation.lines.all()] == [A1]
+        assert CancelledTicket.objects.get(reservation=reservation).label == A2
+    else:
+        assert reservation.status == "cancelled"
+    assert payment.events.filter(kind="cancel_finished").count() == 1
+    # Cancelling "again" cannot refund the same tickets twice.
+    with pytest.raises(services.PaymentError):
+        if some:
+            services.booking_cancel_tickets(reservation=reservation, line_ids=[a2], actor=alice, now=now)
+        else:
+            services.booking_cancel(reservation=reservation, actor=alice, now=now)
+    services.payment_sync(imp_uid=payment.imp_uid, source="reconcile")  # and syncing again changes nothing
+    assert remote(payment).cancel_amount == refunded
+    assert Payment.objects.get(pk=payment.pk).events.filter(kind="cancel_finished").count() == 1
+
+
+def test_a_refund_made_elsewhere_found_later_cancels_nothing(fake_iamport, alice, performance):
+    reservation, payment = paid_booking(fake_iamport, alice, performance, A1, A2)
+    # Refunded in I'mport's console, say: no attempt of ours asked for it.
+    services.get_gateway().cancel(imp_uid=payment.imp_uid, reason="console", amount=5000, checksum=244000)
+
+    services.payment_sync(imp_uid=payment.imp_uid, source="reconcile")
+
+    reservation.refresh_from_db()
+    assert reservation.status == "confirmed" and reservation.lines.count() == 2
+    assert Payment.objects.get(pk=payment.pk).refunded_amount == 5000
