@@ -15,10 +15,11 @@ import contextlib
 import dataclasses
 import datetime as dt
 import logging
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -301,6 +302,17 @@ def _apply(remote: GatewayPayment, source: str) -> SyncResult:
         payment.vbank_due = remote.vbank_date
         payment.save()
         _log(payment, "vbank_issued", remote.vbank_num)
+        if payment.amount != reservation.total_amount and reservation.status != Reservation.Status.CONFIRMED:
+            # Opened before the ticket types were changed: nobody is asked to deposit
+            # the old total, and the hold is not kept for it.
+            why = _(
+                "The total of this booking changed before this virtual account was issued: it is closed, "
+                "and no deposit is needed. Please pay the new total."
+            )
+            _withdraw_after_commit(
+                reservation, reason=gettext_noop("total changed before the account was issued"), why=why
+            )
+            return SyncResult(payment, "unchanged", why)
         if remote.vbank_date:
             # The seats are kept until the deposit deadline, if the hold is still live.
             with contextlib.suppress(reservation_services.ReservationError):
@@ -368,16 +380,23 @@ def _owe_refund(payment: Payment, remote: GatewayPayment, message: str) -> SyncR
 
 
 def _finish_unanswered_cancel(payment: Payment, reservation: Reservation, *, found: int) -> None:
-    """A customer's cancellation whose refund I'mport made but whose answer was lost
-    (and could not be looked up then) is finished when a sync finds that refund: else
-    the booking would stand with its money back, and cancelling again would refund the
-    same tickets twice. Only an attempt that ended unanswered, for exactly this amount;
-    one still in flight is finished by its own request."""
-    attempt = payment.events.filter(kind="refund_requested").order_by("-pk").first()
-    purpose = attempt.data.get("purpose") if attempt else None
-    if not purpose or attempt.data.get("amount") != found:
-        return
-    if not payment.events.filter(pk__gt=attempt.pk, kind="refund_not_sent").exists():
+    """A customer's cancellation whose refund I'mport made but that we did not record
+    (its answer lost and the lookup down, or its request died before recording it) is
+    finished when a sync finds that refund: else the booking would stand with its
+    money back, and cancelling again would refund the same tickets twice. The attempt
+    is the latest one for exactly this amount; one still in flight that records it
+    after this finds its tickets cancelled already, which it accepts."""
+    purpose = attempt = None
+    for asked in payment.events.filter(kind="refund_requested").order_by("-pk")[:10]:
+        if not asked.data.get("purpose") or asked.data.get("amount") != found:
+            continue
+        # Refused: no money moved. Refunded: recorded by its own request, which did
+        # what it was for. Otherwise (unanswered, or its request died) this is it.
+        ended = payment.events.filter(kind__in=ATTEMPT_ENDS, data__attempt=asked.data.get("attempt"))
+        if not ended.exists():
+            purpose, attempt = asked.data["purpose"], asked.data.get("attempt")
+        break
+    if purpose is None:
         return
     try:
         with transaction.atomic():
@@ -395,9 +414,9 @@ def _finish_unanswered_cancel(payment: Payment, reservation: Reservation, *, fou
                 kind = Notification.Kind.BOOKING_CANCELLED
     except reservation_services.ReservationError as exc:  # changed since (staff, another window)
         logger.warning("refund of %s found for %s, not finished: %s", found, reservation.code, exc.message)
-        _log(payment, "refund_purpose_failed", exc.message)
+        _log(payment, "refund_purpose_failed", exc.message, attempt=attempt)
         return
-    _log(payment, "cancel_finished", amount=found, purpose=purpose)
+    _log(payment, "cancel_finished", amount=found, purpose=purpose, attempt=attempt)
     notification_queue(kind=kind, reservation=reservation, payment=payment, context={"refund": found})
 
 
@@ -563,7 +582,8 @@ def payment_refund(
     catches the same form sent twice one after the other, which the checksum cannot: by
     then the second asks for a balance that is right.
     """
-    attempt = {"token": token} if token else {}
+    # Every event of this attempt carries its id; what it was for, if anything.
+    attempt = {"attempt": uuid.uuid4().hex, **({"token": token} if token else {})}
     if purpose:
         attempt["purpose"] = purpose
     with transaction.atomic():
@@ -626,7 +646,7 @@ def payment_refund(
                 "was not sent: check the amount refunded, and refund again if more is owed."
             )
         ) from exc
-    return _save_refund(payment.pk, remote, before=locked.refunded_amount, reason=reason, then=then)
+    return _save_refund(payment.pk, remote, before=locked.refunded_amount, reason=reason, then=then, attempt=attempt)
 
 
 def _attempt_open(payment: Payment, token: str) -> bool:
@@ -637,7 +657,9 @@ def _attempt_open(payment: Payment, token: str) -> bool:
     return asked > ended
 
 
-def _save_refund(payment_pk: int, remote: GatewayPayment, *, before: int, reason: str, then=None) -> Payment:
+def _save_refund(
+    payment_pk: int, remote: GatewayPayment, *, before: int, reason: str, then=None, attempt: dict | None = None
+) -> Payment:
     """Record the refunded total I'mport reports, if nobody has since `before`; then
     `then`, in its own savepoint: the money has moved, and its record stays whatever
     `then` finds."""
@@ -655,7 +677,7 @@ def _save_refund(payment_pk: int, remote: GatewayPayment, *, before: int, reason
                 locked.status = Payment.Status.CANCELLED
             locked.gateway_payload = remote.raw
             locked.save()
-            _log(locked, "refunded", reason, amount=refunded - before)
+            _log(locked, "refunded", reason, amount=refunded - before, **(attempt or {}))
         if then is not None:
             try:
                 with transaction.atomic():
@@ -766,12 +788,24 @@ def booking_cancel_tickets(
     labels = ", ".join(line.label for line in lines if line.pk in line_ids)
     reason = gettext_noop("tickets cancelled by customer")
     refund = min(quote.total_refund, payment.refundable_amount)
+    if refund and refund >= payment.refundable_amount:
+        # Staff refunded part of this booking already: what these tickets would get back
+        # is all that is left, and the tickets kept would be free.
+        raise PaymentError(
+            _(
+                "Part of this booking was refunded already, so these tickets cannot be cancelled alone. "
+                "Cancel the whole booking, or contact us."
+            )
+        )
 
     def still_booked():
         # Under the payment's lock, which every refund of it takes: tickets cancelled
         # in another tab this instant are not refunded twice.
-        if not line_ids <= set(reservation.lines.values_list("pk", flat=True)):
+        booked = dict(reservation.lines.values_list("pk", "admitted_at"))
+        if not line_ids <= set(booked):
             raise PaymentError(_("Those tickets are not on this booking any more. Please reload the page."))
+        if any(booked[pk] for pk in line_ids):
+            raise PaymentError(_("A ticket already used at the entrance cannot be cancelled."))
         if Reservation.objects.filter(pk=reservation.pk, status=Reservation.Status.CONFIRMED).count() != 1:
             raise PaymentError(_("Only a confirmed booking can be cancelled."))
 
@@ -801,11 +835,21 @@ def booking_cancel_tickets(
             raise PaymentError(
                 _("This booking was changed at the same moment in another window. Check it, then try again.")
             ) from exc
+        except DatabaseError as exc:
+            # Sent, perhaps, and not recorded (the tickets' transaction failed): the
+            # reconciliation finds the refund at I'mport and cancels the tickets then.
+            logger.exception("refund for tickets of %s not recorded", reservation.code)
+            raise PaymentError(
+                _("We could not finish cancelling these tickets. Check your booking again in a few minutes.")
+            ) from exc
     else:
-        with transaction.atomic():  # nothing to send back (a fee of the whole price)
-            Payment.objects.select_for_update().get(pk=payment.pk)
-            still_booked()
-            cancel_them()
+        try:
+            with transaction.atomic():  # nothing to send back (a fee of the whole price)
+                Payment.objects.select_for_update().get(pk=payment.pk)
+                still_booked()
+                cancel_them()
+        except reservation_services.ReservationError as exc:
+            raise PaymentError(exc.message) from exc
     if reservation.lines.filter(pk__in=line_ids).exists():
         # The refund is recorded, and the booking changed under it (cancelled in full in
         # another tab): the payment's history says so, for staff.
@@ -932,12 +976,12 @@ def hold_release(*, reservation: Reservation, actor, reason: str, now: dt.dateti
     return released
 
 
-def _withdraw_after_commit(reservation: Reservation, *, reason: str) -> None:
+def _withdraw_after_commit(reservation: Reservation, *, reason: str, why: str = "") -> None:
     # After the sync's transaction: no row stays locked while I'mport is asked.
-    transaction.on_commit(lambda: vbanks_withdraw(reservation=reservation, reason=reason), robust=True)
+    transaction.on_commit(lambda: vbanks_withdraw(reservation=reservation, reason=reason, why=why), robust=True)
 
 
-def vbanks_withdraw(*, reservation: Reservation, reason: str) -> int:
+def vbanks_withdraw(*, reservation: Reservation, reason: str, why: str = "") -> int:
     """Withdraw the reservation's virtual accounts still waiting for a deposit (its
     seats were let go, or another payment paid for them); how many were withdrawn.
 
@@ -947,7 +991,9 @@ def vbanks_withdraw(*, reservation: Reservation, reason: str) -> int:
     open_accounts = list(Payment.objects.filter(reservation=reservation, status=Payment.Status.AWAITING_DEPOSIT))
     if not open_accounts:
         return 0
-    if Reservation.objects.filter(pk=reservation.pk, status=Reservation.Status.CONFIRMED).exists():
+    if why:
+        pass  # the caller knows better (the total changed)
+    elif Reservation.objects.filter(pk=reservation.pk, status=Reservation.Status.CONFIRMED).exists():
         why = _("The virtual account was withdrawn: the booking was paid another way.")
     else:
         why = _("The virtual account was withdrawn: the seats were released.")
@@ -1140,7 +1186,48 @@ def payments_reconcile(*, older_than: dt.timedelta = dt.timedelta(minutes=2), no
             synced += 1
         except GatewayError as exc:
             logger.warning("reconciliation of %s failed: %s", payment.merchant_uid, exc)
+    # Cancellations whose refund went unanswered or unrecorded: a sync records a refund
+    # I'mport shows and finishes what it was for (_finish_unanswered_cancel).
+    since = now - dt.timedelta(days=7)
+    for payment, attempts in _unfinished_cancels(now - older_than, since=since).items():
+        try:
+            payment_sync(imp_uid=payment.imp_uid, source="reconcile")
+            synced += 1
+        except GatewayError as exc:
+            logger.warning("reconciliation of %s failed: %s", payment.merchant_uid, exc)
+            break
+        # I'mport answers at once: a refund it does not show now was never made.
+        for attempt in sorted(attempts - _ended_attempts(since)):
+            _log(payment, "refund_not_made", attempt=attempt)
     return synced
+
+
+# What ends a refund attempt for good; any other attempt may yet show up at I'mport.
+ATTEMPT_ENDS = ["refunded", "refund_refused", "cancel_finished", "refund_purpose_failed", "refund_not_made"]
+
+
+def _ended_attempts(since: dt.datetime) -> set[str]:
+    ends = PaymentEvent.objects.filter(kind__in=ATTEMPT_ENDS, data__has_key="attempt", at__gte=since)
+    return set(ends.values_list("data__attempt", flat=True))
+
+
+def _unfinished_cancels(before: dt.datetime, *, since: dt.datetime) -> dict[Payment, set[str]]:
+    """Paid payments with cancellation refunds asked for before `before` and never
+    seen through: unanswered, or their request died before recording them."""
+    asked = PaymentEvent.objects.filter(
+        kind="refund_requested",
+        data__has_key="purpose",
+        at__lte=before,
+        at__gte=since,
+        payment__status=Payment.Status.PAID,
+    ).values_list("payment_id", "data__attempt")
+    ended = _ended_attempts(since)
+    open_attempts: dict[int, set[str]] = {}
+    for payment_id, attempt in asked:
+        if attempt not in ended:
+            open_attempts.setdefault(payment_id, set()).add(attempt)
+    payments = Payment.objects.filter(pk__in=open_attempts).exclude(imp_uid="").order_by("pk")[:100]
+    return {payment: open_attempts[payment.pk] for payment in payments}
 
 
 # Fields of I'mport's payment object that identify the buyer; amounts, ids and dates

@@ -48,6 +48,9 @@ def pay(request, code):
         return redirect(reservation.get_absolute_url())
     form = PayForm(request.POST)
     if not form.is_valid():
+        if reservation.status not in Reservation.LIVE_HOLD_STATUSES or reservation.is_expired():
+            # Paid, released or expired in another tab: the booking says which.
+            return redirect(reservation.get_absolute_url())
         # The checkout again, with the fields as typed and what is wrong with them.
         return render_checkout(request, reservation, pay_form=form, http_status=400)
     shown = form.cleaned_data["shown_total"]
@@ -197,7 +200,8 @@ def cancel(request, code):
     lines = list(reservation.lines.all())
     # Which tickets to cancel (부분 취소): all of them unless the customer ticks fewer.
     data = request.POST if request.method == "POST" else request.GET
-    asked = {parse_id(value) for value in data.getlist("tickets")} if "tickets" in data else None
+    # "choose" marks the ticket boxes' form, which sends no "tickets" when none is ticked.
+    asked = {parse_id(value) for value in data.getlist("tickets")} if "choose" in data or "tickets" in data else None
     on_booking = {line.pk for line in lines}
     if asked is not None and (not asked or not asked <= on_booking):
         messages.error(request, _("Choose at least one ticket of this booking to cancel."))

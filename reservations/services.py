@@ -916,6 +916,8 @@ def reservation_cancel_tickets(*, reservation: Reservation, line_ids, actor, now
         raise ReservationError(_("Those tickets are not on this booking any more. Please reload the page."))
     if len(chosen) == len(lines):
         raise ReservationError(_("To cancel every ticket, cancel the booking."))
+    if any(line.admitted_at for line in chosen):
+        raise ReservationError(_("A ticket already used at the entrance cannot be cancelled."))
     fee_per_ticket = reservation.fee_amount // len(lines)
     released = InventoryItem.objects.filter(
         pk__in=[line.item_id for line in chosen], reservation=reservation, status=InventoryItem.Status.SOLD

@@ -910,3 +910,26 @@ def test_a_tab_showing_an_old_total_does_not_open_the_payment_window(client, fak
     assert not Payment.objects.exists()
     response = client.post(reverse("payments:pay", args=[reservation.code]), {**PAY_FORM, "shown_total": "62000"})
     assert response.context["params"]["amount"] == 62000
+
+
+def test_a_virtual_account_issued_at_the_old_total_is_withdrawn_not_left_for_a_deposit(
+    fake_iamport, alice, performance, django_capture_on_commit_callbacks
+):
+    reservation = hold(alice, performance, A1)
+    left_open = start(reservation, method="vbank")  # a window left open in another tab
+    closed = start(reservation, method="vbank")
+    services.payment_window_failed(payment=closed, error_msg="closed")
+    _choose_for_every_line(reservation, _half_price(performance))  # now 62,000
+
+    rsp = checkout(fake_iamport, left_open, outcome="vbank")  # the account for 122,000 is issued after all
+    with django_capture_on_commit_callbacks(execute=True):
+        result = services.payment_sync(imp_uid=rsp["imp_uid"], source="callback")
+
+    assert "changed before this virtual account was issued" in result.message
+    left_open.refresh_from_db()
+    reservation.refresh_from_db()
+    assert left_open.status == "cancelled"  # withdrawn at I'mport
+    assert reservation.status == "held"  # the hold was not kept for the old total
+    new = start(reservation, method="card")
+    assert new.amount == 62000
+    assert services.payment_sync(imp_uid=checkout(fake_iamport, new)["imp_uid"], source="callback").outcome == "paid"

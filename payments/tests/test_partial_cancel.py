@@ -301,3 +301,79 @@ def test_a_refund_made_elsewhere_found_later_cancels_nothing(fake_iamport, alice
     reservation.refresh_from_db()
     assert reservation.status == "confirmed" and reservation.lines.count() == 2
     assert Payment.objects.get(pk=payment.pk).refunded_amount == 5000
+
+
+def test_after_a_large_staff_refund_the_customer_is_told_to_cancel_the_whole_booking(fake_iamport, alice, performance):
+    reservation, payment = paid_booking(fake_iamport, alice, performance, A1, A2)
+    services.payment_refund(payment=payment, amount=130000, reason="compensation")
+    with pytest.raises(services.PaymentError, match="Cancel the whole booking, or contact us"):
+        services.booking_cancel_tickets(reservation=reservation, line_ids=[line_of(reservation, A1).pk], actor=alice)
+    assert reservation.lines.count() == 2
+    assert remote(payment).cancel_amount == 130000
+
+
+def test_a_ticket_used_at_the_entrance_cannot_be_cancelled(fake_iamport, alice, performance):
+    reservation, payment = paid_booking(fake_iamport, alice, performance, A1, A2)
+    reservation.lines.filter(label=A1).update(admitted_at=reservation.confirmed_at)
+    with pytest.raises(services.PaymentError, match="already used at the entrance"):
+        services.booking_cancel_tickets(reservation=reservation, line_ids=[line_of(reservation, A1).pk], actor=alice)
+    assert reservation.lines.count() == 2
+    assert remote(payment).cancel_amount == 0
+
+
+def test_unticking_every_box_without_javascript_asks_for_a_ticket(client, fake_iamport, alice, performance):
+    reservation, _payment = paid_booking(fake_iamport, alice, performance, A1, A2)
+    client.force_login(alice)
+    url = reverse("payments:cancel", args=[reservation.code])
+    response = client.get(url, {"choose": "1"}, follow=True)  # the boxes' form, none ticked
+    assert "Choose at least one ticket of this booking to cancel." in response.content.decode()
+
+
+def test_a_refund_whose_request_died_before_recording_it_is_finished_by_reconciliation(
+    fake_iamport, alice, performance, monkeypatch
+):
+    from django.db import DatabaseError
+
+    from reservations import services as reservation_services
+
+    reservation, payment = paid_booking(fake_iamport, alice, performance, A1, A2)
+    real = reservation_services.reservation_cancel_tickets
+
+    def dies(**kwargs):
+        raise DatabaseError("deadlock found when trying to get lock")
+
+    monkeypatch.setattr(reservation_services, "reservation_cancel_tickets", dies)
+    with pytest.raises(services.PaymentError, match="could not finish cancelling"):
+        services.booking_cancel_tickets(reservation=reservation, line_ids=[line_of(reservation, A2).pk], actor=alice)
+    assert remote(payment).cancel_amount == 122000  # the money went
+    assert Payment.objects.get(pk=payment.pk).refunded_amount == 0  # and was not recorded
+    monkeypatch.setattr(reservation_services, "reservation_cancel_tickets", real)
+
+    services.payments_reconcile(older_than=dt.timedelta(0))
+
+    payment.refresh_from_db()
+    assert payment.refunded_amount == 122000
+    assert [line.label for line in reservation.lines.all()] == [A1]
+    services.payments_reconcile(older_than=dt.timedelta(0))  # once is all
+    assert payment.events.filter(kind="cancel_finished").count() == 1
+
+
+def test_reconciliation_closes_a_cancellation_refund_that_was_never_made(fake_iamport, alice, performance, monkeypatch):
+    from payments.gateway import Gateway, GatewayUnavailable
+
+    reservation, payment = paid_booking(fake_iamport, alice, performance, A1, A2)
+
+    def refused_at_the_door(self, **kwargs):
+        raise GatewayUnavailable("connection refused")
+
+    monkeypatch.setattr(Gateway, "cancel", refused_at_the_door)
+    with pytest.raises(services.RefundNotSent):
+        services.booking_cancel_tickets(reservation=reservation, line_ids=[line_of(reservation, A2).pk], actor=alice)
+    monkeypatch.undo()
+
+    services.payments_reconcile(older_than=dt.timedelta(0))
+
+    assert reservation.lines.count() == 2  # nothing was refunded, so nothing is cancelled
+    assert payment.events.filter(kind="refund_not_made").count() == 1
+    services.payments_reconcile(older_than=dt.timedelta(0))
+    assert payment.events.filter(kind="refund_not_made").count() == 1  # looked at once
