@@ -813,6 +813,22 @@ def booking_cancel_tickets(
         reservation_services.reservation_cancel_tickets(
             reservation=reservation, line_ids=line_ids, actor=actor, now=now
         )
+        # In the transaction that cancels them: the email exists if and only if they are.
+        notification_queue(
+            kind=Notification.Kind.REFUNDED,
+            reservation=reservation,
+            payment=Payment.objects.get(pk=payment.pk),  # its refunded total tells this refund apart
+            context={
+                "refund": refund,
+                "reason": ngettext(
+                    "You cancelled %(count)d ticket: %(places)s. The rest of your booking stands.",
+                    "You cancelled %(count)d tickets: %(places)s. The rest of your booking stands.",
+                    len(line_ids),
+                )
+                % {"count": len(line_ids), "places": labels},
+            },
+            now=now,
+        )
 
     if refund:
         # keep_some: the tickets that stay are still paid for. The tickets are cancelled
@@ -854,21 +870,6 @@ def booking_cancel_tickets(
         # The refund is recorded, and the booking changed under it (cancelled in full in
         # another tab): the payment's history says so, for staff.
         raise PaymentError(_("Your refund was sent, but the tickets could not be cancelled. Please contact us."))
-    notification_queue(
-        kind=Notification.Kind.REFUNDED,
-        reservation=reservation,
-        payment=payment,
-        context={
-            "refund": refund,
-            "reason": ngettext(
-                "You cancelled %(count)d ticket: %(places)s. The rest of your booking stands.",
-                "You cancelled %(count)d tickets: %(places)s. The rest of your booking stands.",
-                len(line_ids),
-            )
-            % {"count": len(line_ids), "places": labels},
-        },
-        now=now,
-    )
     return quote
 
 
