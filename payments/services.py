@@ -103,7 +103,12 @@ def record_webhook(*, imp_uid: str, data: dict) -> None:
 
 
 def payment_start(
-    *, reservation: Reservation, method: str, booker_name: str = "", booker_phone: str = "", now=None
+    *,
+    reservation: Reservation,
+    method: str,
+    booker_name: str = "",
+    booker_phone: str = "",
+    now: dt.datetime | None = None,
 ) -> Payment:
     """Register the server-computed amount with I'mport and open a payment attempt.
     The booker's name and phone (E.164), when given, are kept on the booking."""

@@ -733,7 +733,7 @@ def reservation_resume_hold(*, reservation: Reservation, reason: str = "", now=N
 # --- Discounts ----------------------------------------------------------------
 
 
-def discount_options(reservation: Reservation, lines: list[ReservationLine]) -> dict[int, list]:
+def discount_options(*, reservation: Reservation, lines: list[ReservationLine]) -> dict[int, list]:
     """For each line's id, the event's discounts its ticket may be sold at, with the
     price each gives: offered, for the line's grade, and leaving something to pay."""
     grade_of = dict(
@@ -781,7 +781,7 @@ def reservation_choose_discounts(
     lines = list(reservation.lines.all())
     if set(choices) != {line.pk for line in lines}:
         raise ReservationError(_("This form is out of date. Please reload the page and choose again."))
-    options = discount_options(reservation, lines)
+    options = discount_options(reservation=reservation, lines=lines)
     used: dict[int, int] = {}
     for line in lines:
         chosen = choices[line.pk]

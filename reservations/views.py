@@ -256,7 +256,7 @@ def render_checkout(
 
 def _discount_form(reservation: Reservation, lines, data=None) -> DiscountForm | None:
     """The ticket types form, if any ticket of the hold may be sold at a discount."""
-    options = services.discount_options(reservation, lines)
+    options = services.discount_options(reservation=reservation, lines=lines)
     if data is None and not any(options.values()):
         return None
     return DiscountForm(data, lines=lines, options=options)
@@ -282,11 +282,10 @@ def discounts(request, code):
         except services.ReservationError as exc:
             # Shown beside the ticket types as they still are, not as refused.
             return render_checkout(request, reservation, discount_error=exc.message, http_status=400)
-        else:
-            total = krw(chosen.total_amount)
-            messages.success(request, _("Ticket types saved. The total to pay is now %(total)s.") % {"total": total})
-            return redirect("reservations:detail", code=reservation.code)
-    reservation.refresh_from_db()
+        total = krw(chosen.total_amount)
+        messages.success(request, _("Ticket types saved. The total to pay is now %(total)s.") % {"total": total})
+        return redirect("reservations:detail", code=reservation.code)
+    # A choice the form does not offer (a tampered form, a discount withdrawn since).
     return render_checkout(request, reservation, discount_form=form, http_status=400)
 
 

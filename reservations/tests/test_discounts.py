@@ -78,7 +78,7 @@ def test_options_follow_the_grade_and_skip_withdrawn_discounts(alice, performanc
     reservation = hold(alice, performance, A1, C1)
     r_line, s_line = lines_of(reservation)
 
-    options = discount_options(reservation, lines_of(reservation))
+    options = discount_options(reservation=reservation, lines=lines_of(reservation))
 
     assert [(d.name, price) for d, price in options[r_line.pk]] == [("청소년 할인", 96000), ("장애인 할인", 60000)]
     assert [(d.name, price) for d, price in options[s_line.pk]] == [("청소년 할인", 72000)]
@@ -87,7 +87,7 @@ def test_options_follow_the_grade_and_skip_withdrawn_discounts(alice, performanc
 def test_a_discount_that_would_make_a_ticket_free_is_not_offered(alice, performance):
     Discount.objects.create(event=performance.event, name="초대", amount_off=120000)
     reservation = hold(alice, performance, A1)
-    assert discount_options(reservation, lines_of(reservation)) == {lines_of(reservation)[0].pk: []}
+    assert discount_options(reservation=reservation, lines=lines_of(reservation)) == {lines_of(reservation)[0].pk: []}
 
 
 def test_amount_off_and_percent_round_in_the_customers_favour():
