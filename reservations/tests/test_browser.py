@@ -313,3 +313,42 @@ def test_choosing_a_ticket_type_at_checkout_changes_the_total_and_the_pay_button
     assert page.get_by_label("1층 A구역 A열 2번").input_value() == str(youth.pk)
     reservation = Reservation.objects.get(user=customer)
     assert reservation.total_amount == 220000
+
+
+def test_door_staff_scan_each_ticket_once_at_the_entrance(live_server, page, performance):
+    import datetime as dt
+
+    from django.contrib.auth.models import Permission
+
+    from reservations.services import reservation_confirm
+    from reservations.tests.factories import hold
+    from reservations.tickets import ticket_token
+
+    now = timezone.now()
+    Performance.objects.filter(pk=performance.pk).update(
+        starts_at=now + dt.timedelta(hours=1), sales_close_at=now + dt.timedelta(minutes=30)
+    )
+    booking = reservation_confirm(
+        reservation=hold(UserFactory(), performance, "1층 A구역 A열 1번", "1층 A구역 A열 2번")
+    )
+    first, second = booking.lines.order_by("id")
+    door = UserFactory(is_staff=True)
+    door.user_permissions.add(Permission.objects.get(codename="check_in"))
+    sign_in(page, live_server, door)
+
+    page.goto(live_server.url + "/admin/reservations/reservation/checkin/")
+    page.get_by_role("link", name=re.compile(performance.event.title)).click()
+    code = page.get_by_label("Scan a ticket's QR code, or type what it reads:")
+    assert code.evaluate("element => element === document.activeElement")  # ready for the scanner
+    code.fill(ticket_token(first, booking.code))
+    code.press("Enter")  # what a scanner sends after the code
+    page.locator("#checkin-result").wait_for()
+    assert "ADMIT" in page.locator("#checkin-result").inner_text()
+    assert page.locator("#checkin-counts").inner_text() == "1 of 2 tickets admitted."
+
+    page.get_by_label("Scan a ticket's QR code, or type what it reads:").fill(ticket_token(first, booking.code))
+    page.get_by_label("Scan a ticket's QR code, or type what it reads:").press("Enter")
+    page.wait_for_function("document.querySelector('#checkin-result').textContent.includes('STOP')")
+    assert "Already admitted at" in page.locator("#checkin-result").inner_text()
+    second.refresh_from_db()
+    assert second.admitted_at is None
