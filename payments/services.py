@@ -396,11 +396,13 @@ def _finish_unanswered_cancel(payment: Payment, reservation: Reservation, *, fou
         if not asked.data.get("purpose") or asked.data.get("amount") != found:
             continue
         # Refused: no money moved. Refunded: recorded by its own request, which did
-        # what it was for. Otherwise (unanswered, or its request died) this is it.
+        # what it was for. Otherwise (unanswered, or its request died) this is it: the
+        # newest such attempt, past a retry that I'mport refused because of it. One still
+        # in flight that records the refund after this finds its tickets cancelled.
         ended = payment.events.filter(kind__in=ATTEMPT_ENDS, data__attempt=asked.data.get("attempt"))
         if not ended.exists():
             purpose, attempt = asked.data["purpose"], asked.data.get("attempt")
-        break
+            break
     if purpose is None:
         return
     try:

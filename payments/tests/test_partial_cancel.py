@@ -377,3 +377,35 @@ def test_reconciliation_closes_a_cancellation_refund_that_was_never_made(fake_ia
     assert payment.events.filter(kind="refund_not_made").count() == 1
     services.payments_reconcile(older_than=dt.timedelta(0))
     assert payment.events.filter(kind="refund_not_made").count() == 1  # looked at once
+
+
+def test_a_retry_refused_because_the_first_refund_went_through_finishes_the_first(
+    fake_iamport, alice, performance, monkeypatch
+):
+    from django.db import DatabaseError
+
+    from reservations import services as reservation_services
+
+    reservation, payment = paid_booking(fake_iamport, alice, performance, A1, A2)
+    real = reservation_services.reservation_cancel_tickets
+
+    def dies(**kwargs):
+        raise DatabaseError("the request died here")
+
+    monkeypatch.setattr(reservation_services, "reservation_cancel_tickets", dies)
+    a2 = line_of(reservation, A2).pk
+    with pytest.raises(services.PaymentError):
+        services.booking_cancel_tickets(reservation=reservation, line_ids=[a2], actor=alice)
+    monkeypatch.setattr(reservation_services, "reservation_cancel_tickets", real)
+
+    # The customer tries again at once: I'mport refuses (its balance moved), which
+    # records the first refund and finishes what it was for.
+    with pytest.raises(services.PaymentError, match="changed at the same moment"):
+        services.booking_cancel_tickets(reservation=reservation, line_ids=[a2], actor=alice)
+
+    payment.refresh_from_db()
+    assert payment.refunded_amount == 122000 == remote(payment).cancel_amount
+    assert [line.label for line in reservation.lines.all()] == [A1]
+    services.payments_reconcile(older_than=dt.timedelta(0))
+    assert [line.label for line in reservation.lines.all()] == [A1]
+    assert remote(payment).cancel_amount == 122000
