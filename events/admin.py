@@ -286,7 +286,7 @@ class DiscountInline(admin.TabularInline):
                 amount = cleaned.get("amount_off")
                 chosen = cleaned.get("grades")
                 prices = [grade.price for grade in (chosen if chosen else grades)]
-                if amount and prices and amount >= min(prices):
+                if amount and prices and Discount(amount_off=amount).price_for(min(prices)) == 0:
                     # Such a ticket would be free, and a free ticket is not a checkout choice.
                     self.add_error(
                         "amount_off",

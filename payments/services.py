@@ -392,6 +392,7 @@ def _finish_unanswered_cancel(payment: Payment, reservation: Reservation, *, fou
     is the latest one for exactly this amount; one still in flight that records it
     after this finds its tickets cancelled already, which it accepts."""
     purpose = attempt = None
+    ended = _ended_attempts(payment.events.all())
     for asked in payment.events.filter(kind="refund_requested").order_by("-pk")[:10]:
         if not asked.data.get("purpose") or asked.data.get("amount") != found:
             continue
@@ -399,8 +400,7 @@ def _finish_unanswered_cancel(payment: Payment, reservation: Reservation, *, fou
         # what it was for. Otherwise (unanswered, or its request died) this is it: the
         # newest such attempt, past a retry that I'mport refused because of it. One still
         # in flight that records the refund after this finds its tickets cancelled.
-        ended = payment.events.filter(kind__in=ATTEMPT_ENDS, data__attempt=asked.data.get("attempt"))
-        if not ended.exists():
+        if asked.data.get("attempt") not in ended:
             purpose, attempt = asked.data["purpose"], asked.data.get("attempt")
             break
     if purpose is None:
@@ -530,8 +530,9 @@ def refund_preview(*, reservation: Reservation, now: dt.datetime | None = None, 
     lines = list(reservation.lines.all())
     booking_fee = reservation.fee_amount
     if line_ids is not None:
-        chosen = [line for line in lines if line.pk in set(line_ids)]
-        booking_fee = reservation.fee_amount // len(lines) * len(chosen) if lines else 0
+        line_ids = set(line_ids)
+        chosen = [line for line in lines if line.pk in line_ids]
+        booking_fee = reservation.fee_per_ticket(len(lines)) * len(chosen)
         lines = chosen
     if performance.status == Performance.Status.CANCELLED:
         # The organiser called it off: the customer gets everything back, whenever.
@@ -772,17 +773,11 @@ def booking_cancel_tickets(
         raise PaymentError(_("Only a confirmed booking can be cancelled."))
     line_ids = set(line_ids)
     lines = list(reservation.lines.all())
+    account = {"refund_holder": refund_holder, "refund_bank": refund_bank, "refund_account": refund_account}
     if not line_ids or not line_ids <= {line.pk for line in lines}:
-        raise PaymentError(_("Those tickets are not on this booking any more. Please reload the page."))
+        raise PaymentError(reservation_services.TicketsGone().message)
     if len(line_ids) == len(lines):
-        return booking_cancel(
-            reservation=reservation,
-            actor=actor,
-            refund_holder=refund_holder,
-            refund_bank=refund_bank,
-            refund_account=refund_account,
-            now=now,
-        )
+        return booking_cancel(reservation=reservation, actor=actor, now=now, **account)
     if reservation.performance.status == Performance.Status.CANCELLED:
         # Everything is refunded in full: one refund of the booking, not ticket by ticket.
         raise PaymentError(_("This performance has been cancelled: cancel the whole booking for a full refund."))
@@ -810,7 +805,7 @@ def booking_cancel_tickets(
         # in another tab this instant are not refunded twice.
         booked = dict(reservation.lines.values_list("pk", "admitted_at"))
         if not line_ids <= set(booked):
-            raise PaymentError(_("Those tickets are not on this booking any more. Please reload the page."))
+            raise PaymentError(reservation_services.TicketsGone().message)
         if any(booked[pk] for pk in line_ids):
             raise PaymentError(_("A ticket already used at the entrance cannot be cancelled."))
         if Reservation.objects.filter(pk=reservation.pk, status=Reservation.Status.CONFIRMED).count() != 1:
@@ -845,13 +840,11 @@ def booking_cancel_tickets(
                 payment=payment,
                 amount=refund,
                 reason=f"{reason}: {labels}",
-                refund_holder=refund_holder,
-                refund_bank=refund_bank,
-                refund_account=refund_account,
                 keep_some=True,
                 check=still_booked,
                 then=cancel_them,
                 purpose={"cancel": "tickets", "lines": sorted(line_ids)},
+                **account,
             )
         except RefundRaced as exc:
             # Another refund of this booking (another window) got there first.
@@ -1205,7 +1198,7 @@ def payments_reconcile(*, older_than: dt.timedelta = dt.timedelta(minutes=2), no
             logger.warning("reconciliation of %s failed: %s", payment.merchant_uid, exc)
             break
         # I'mport answers at once: a refund it does not show now was never made.
-        for attempt in sorted(attempts - _ended_attempts(since)):
+        for attempt in sorted(attempts - _ended_attempts(payment.events.all())):
             _log(payment, "refund_not_made", attempt=attempt)
     return synced
 
@@ -1214,8 +1207,9 @@ def payments_reconcile(*, older_than: dt.timedelta = dt.timedelta(minutes=2), no
 ATTEMPT_ENDS = ["refunded", "refund_refused", "cancel_finished", "refund_purpose_failed", "refund_not_made"]
 
 
-def _ended_attempts(since: dt.datetime) -> set[str]:
-    ends = PaymentEvent.objects.filter(kind__in=ATTEMPT_ENDS, data__has_key="attempt", at__gte=since)
+def _ended_attempts(events) -> set[str]:
+    """The ids of the refund attempts among `events` that are over for good."""
+    ends = events.filter(kind__in=ATTEMPT_ENDS, data__has_key="attempt")
     return set(ends.values_list("data__attempt", flat=True))
 
 
@@ -1229,7 +1223,7 @@ def _unfinished_cancels(before: dt.datetime, *, since: dt.datetime) -> dict[Paym
         at__gte=since,
         payment__status=Payment.Status.PAID,
     ).values_list("payment_id", "data__attempt")
-    ended = _ended_attempts(since)
+    ended = _ended_attempts(PaymentEvent.objects.filter(at__gte=since))
     open_attempts: dict[int, set[str]] = {}
     for payment_id, attempt in asked:
         if attempt not in ended:

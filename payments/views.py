@@ -222,12 +222,10 @@ def cancel(request, code):
         else:
             account = {name: form.cleaned_data[name] for name in ("refund_holder", "refund_bank", "refund_account")}
             try:
-                if some:
-                    done = services.booking_cancel_tickets(
-                        reservation=reservation, line_ids=selected, actor=request.user, **account
-                    )
-                else:
-                    done = services.booking_cancel(reservation=reservation, actor=request.user, **account)
+                # Every ticket ticked is the whole booking, which booking_cancel_tickets hands on.
+                done = services.booking_cancel_tickets(
+                    reservation=reservation, line_ids=selected, actor=request.user, **account
+                )
             except services.PaymentError as exc:
                 form.add_error(None, exc.message)
             else:

@@ -191,6 +191,10 @@ class Reservation(models.Model):
     def get_effective_status_display(self) -> str:
         return self.Status(self.effective_status()).label
 
+    def fee_per_ticket(self, tickets: int) -> int:
+        """The booking fee is charged per ticket: its share of each of `tickets` lines."""
+        return self.fee_amount // tickets if tickets else 0
+
     def seconds_left(self, now=None) -> int:
         if self.status not in self.LIVE_HOLD_STATUSES or self.expires_at is None:
             return 0

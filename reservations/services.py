@@ -110,6 +110,13 @@ class PriceChanged(ReservationError):
     """The hold's total is not what the caller read (ticket types changed meanwhile)."""
 
 
+class TicketsGone(ReservationError):
+    """Tickets asked for that are not on the booking (cancelled in another window)."""
+
+    def __init__(self):
+        super().__init__(_("Those tickets are not on this booking any more. Please reload the page."))
+
+
 class PerformanceGone(ReservationError):
     """The performance was cancelled or has started: nothing more is sold for it, not
     even to a payment already under way (payments refund it)."""
@@ -910,20 +917,21 @@ def reservation_cancel_tickets(*, reservation: Reservation, line_ids, actor, now
         raise InvalidTransition(
             _("A booking that is %(status)s cannot be cancelled.") % {"status": reservation.get_status_display()}
         )
+    line_ids = set(line_ids)
     lines = list(reservation.lines.all())
-    chosen = [line for line in lines if line.pk in set(line_ids)]
-    if not chosen or len(chosen) != len(set(line_ids)):
-        raise ReservationError(_("Those tickets are not on this booking any more. Please reload the page."))
+    chosen = [line for line in lines if line.pk in line_ids]
+    if not chosen or len(chosen) != len(line_ids):
+        raise TicketsGone()
     if len(chosen) == len(lines):
         raise ReservationError(_("To cancel every ticket, cancel the booking."))
     if any(line.admitted_at for line in chosen):
         raise ReservationError(_("A ticket already used at the entrance cannot be cancelled."))
-    fee_per_ticket = reservation.fee_amount // len(lines)
+    fee_per_ticket = reservation.fee_per_ticket(len(lines))
     released = InventoryItem.objects.filter(
         pk__in=[line.item_id for line in chosen], reservation=reservation, status=InventoryItem.Status.SOLD
     ).update(status=InventoryItem.Status.AVAILABLE, reservation=None, held_until=None)
     if released != len(chosen):  # the booking's lock is held: nothing else frees its places
-        raise ReservationError(_("Those tickets are not on this booking any more. Please reload the page."))
+        raise TicketsGone()
     receipts = CancelledTicket.objects.bulk_create(
         CancelledTicket(
             reservation=reservation,

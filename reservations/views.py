@@ -241,9 +241,12 @@ def render_checkout(
             "status": status,
             "replaced": replaced,
             "seconds_left": reservation.seconds_left(now),
-            "fee_per_ticket": reservation.fee_amount // len(lines) if lines else 0,
+            "fee_per_ticket": reservation.fee_per_ticket(len(lines)),
             "booker_phone": phone_display(reservation.booker_phone),
-            "cancelled_tickets": list(reservation.cancelled_tickets.all()),
+            # Only a paid booking can have had tickets cancelled out of it.
+            "cancelled_tickets": list(reservation.cancelled_tickets.all())
+            if status in ("confirmed", "cancelled")
+            else [],
             "discount_form": discount_form,
             "discount_error": discount_error,
             "discounts_offered": discount_form.offered if discount_form else [],
